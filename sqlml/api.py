@@ -1,0 +1,129 @@
+"""The Python face: `sqlml.connect()` and results shaped like DuckDB's relations.
+
+>>> import sqlml, tempfile
+>>> con = sqlml.connect(catalog=tempfile.mkdtemp())
+>>> con.sql("SELECT 42 AS answer").fetchall()
+[(42,)]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from sqlml.catalog import Catalog
+from sqlml.dialect import Statement, parse
+from sqlml.engine import Engine, Output, duckdb_error
+from sqlml.models.base import Progress
+
+DEFAULT_CATALOG = "catalog"
+
+
+class Result:
+    """The rows a statement returned: `.arrow()`, `.df()`, `.fetchall()`, `.show()`."""
+
+    def __init__(self, output: Output, statement: Statement | None = None) -> None:
+        self._output = output
+        self._statement = statement
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except duckdb.Error as err:
+            raise duckdb_error(err, self._statement) from err
+
+    @property
+    def columns(self) -> list[str]:
+        if isinstance(self._output, pa.Table):
+            return list(self._output.column_names)
+        return list(self._output.columns) if self._output is not None else []
+
+    def arrow(self) -> pa.Table:
+        """All rows as a pyarrow Table."""
+        if isinstance(self._output, pa.Table):
+            return self._output
+        if self._output is None:
+            return pa.table({})
+        rel = self._output
+        return self._guard(lambda: rel.to_arrow_table())  # type: ignore[no-any-return]
+
+    def df(self) -> Any:
+        """All rows as a pandas DataFrame (pandas must be installed)."""
+        return self.arrow().to_pandas()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        table = self.arrow()
+        columns = [c.to_pylist() for c in table.columns]
+        return list(zip(*columns)) if columns else []
+
+    def show(self) -> None:
+        """Print the rows, as DuckDB's relation.show() does."""
+        if isinstance(self._output, duckdb.DuckDBPyRelation):
+            rel = self._output
+            self._guard(lambda: rel.show())
+        else:
+            duckdb.from_arrow(self.arrow()).show()
+
+    def __repr__(self) -> str:
+        return f"<sqlml.Result columns={self.columns}>"
+
+
+class Session:
+    """A DuckDB connection plus a model catalog; runs DuckDB SQL and sqlml's statements."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+        self.connection = connection
+        self.catalog = catalog
+        self.engine = Engine(connection, catalog)
+        connection.execute("SET python_scan_all_frames = true")
+
+    def set_progress(self, factory: Callable[[str], Progress | None]) -> None:
+        """Report boosting rounds: `factory(model_name)` returns `progress(round, total)` or None."""
+        self.engine.progress = factory
+
+    def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
+        """Run a script statement by statement, yielding each statement and its result."""
+        for statement in parse(script):
+            output = self.engine.execute(statement, self.engine.bind(statement))
+            yield statement, None if output is None else Result(output, statement)
+
+    def sql(self, script: str) -> Result | None:
+        """Run a script; the last statement's result (None if it returns no rows)."""
+        result = None
+        for _, result in self.run(script):
+            pass
+        return result
+
+    def execute(self, script: str) -> Session:
+        """Run a script for its effects; returns the session, as duckdb's execute does."""
+        for _, result in self.run(script):
+            if result is not None:
+                result.arrow()
+        return self
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(
+    database: str = ":memory:",
+    catalog: str | os.PathLike[str] | None = None,
+    *,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> Session:
+    """Open a session on a DuckDB database (or around an existing connection) and a catalog.
+
+    The catalog folder is `catalog`, else $SQLML_CATALOG, else ./catalog.
+    """
+    root = Path(catalog or os.environ.get("SQLML_CATALOG") or DEFAULT_CATALOG)
+    return Session(connection or duckdb.connect(database), Catalog(root))

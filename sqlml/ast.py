@@ -1,0 +1,85 @@
+"""Syntax tree nodes for sqlml's own statements, as sqlglot expressions.
+
+Each node declares its arguments in `arg_types`, as sqlglot's own nodes do. Names are
+`exp.Identifier`s whose `meta` carries their position; queries keep both their parsed tree
+(`query`) and their exact source text (`text`), so DuckDB runs what the user wrote.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+
+class ModelRef(exp.Expression):
+    """`MODEL name [VERSION n]`."""
+
+    arg_types = {"this": True, "version": False}
+
+    @property
+    def name(self) -> str:
+        return self.this.name.lower()
+
+
+class QuerySource(exp.Expression):
+    """A query or `TABLE name` that a statement reads; `text` is its DuckDB SQL."""
+
+    arg_types = {"this": True, "text": True, "table": False}
+
+
+class Train(exp.Expression):
+    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col ... AS query`."""
+
+    arg_types = {
+        "this": True,
+        "exists": False,
+        "trainer": True,
+        "label": True,
+        "group": False,
+        "features": False,
+        "exclude": False,
+        "params": False,
+        "source": True,
+    }
+
+
+class Evaluate(exp.Expression):
+    """`EVALUATE MODEL name [VERSION n] [ON (query) | ON TABLE t]`."""
+
+    arg_types = {"this": True, "source": False}
+
+
+class ShowModels(exp.Expression):
+    """`SHOW MODELS`."""
+
+    arg_types: dict[str, bool] = {}
+
+
+class DescribeModel(exp.Expression):
+    """`DESCRIBE MODEL name [VERSION n]`."""
+
+    arg_types = {"this": True}
+
+
+class ExplainModel(exp.Expression):
+    """`EXPLAIN MODEL name [VERSION n]`: feature importance."""
+
+    arg_types = {"this": True}
+
+
+class DropModel(exp.Expression):
+    """`DROP MODEL [IF EXISTS] name [VERSION n]`."""
+
+    arg_types = {"this": True, "exists": False}
+
+
+class Predict(exp.Expression):
+    """`PREDICT(MODEL name [VERSION n], (query) | TABLE t)`, a table function.
+
+    `udf` and `columns` are filled in by the planner: the name of the registered scoring
+    function and the output columns it adds, so the generator can write plain DuckDB SQL.
+    """
+
+    arg_types = {"this": True, "source": True, "rewrite": False}
+
+
+STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel)

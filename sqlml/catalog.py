@@ -1,0 +1,155 @@
+"""The model catalog: a folder of `<model>/<version>/{model.txt, meta.json}`.
+
+LightGBM's own text format plus JSON metadata; never pickle. A version appears by renaming
+a complete temporary folder into place, so readers never see half a model and a failed
+TRAIN leaves nothing behind. Two writers racing for one version number both succeed: the
+loser of the rename takes the next number.
+
+>>> import tempfile
+>>> cat = Catalog(tempfile.mkdtemp())
+>>> cat.save("churn", "tree\\n", {"task": "binary"}).version
+1
+>>> cat.versions("churn")
+[1]
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlml.errors import CatalogError, UnknownModelError, did_you_mean
+
+MODEL_FILE = "model.txt"
+META_FILE = "meta.json"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One stored version: its name, number, folder and metadata."""
+
+    name: str
+    version: int
+    path: Path
+    meta: dict[str, Any]
+
+    def model_text(self) -> str:
+        return (self.path / MODEL_FILE).read_text()
+
+
+def check_name(name: str) -> str:
+    """A model name, lower-cased, or a CatalogError for names that could escape the folder."""
+    lowered = name.lower()
+    if not _NAME.match(lowered):
+        raise CatalogError(
+            f"Invalid model name '{name}'.",
+            hint="Use letters, digits and underscores, starting with a letter or underscore.",
+        )
+    return lowered
+
+
+class Catalog:
+    """A model catalog rooted at a folder (created on first write)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and self.versions(p.name))
+
+    def versions(self, name: str) -> list[int]:
+        folder = self.root / check_name(name)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """A stored version (the latest when `version` is None)."""
+        name = check_name(name)
+        versions = self.versions(name)
+        if not versions:
+            raise UnknownModelError(f"Unknown model '{name}'.", hint=did_you_mean(name, self.names()))
+        if version is None:
+            version = versions[-1]
+        elif version not in versions:
+            listed = ", ".join(map(str, versions))
+            raise UnknownModelError(
+                f"Model '{name}' has no version {version}.", hint=f"Its versions are {listed}."
+            )
+        path = self.root / name / str(version)
+        return ModelVersion(name, version, path, self._read_meta(path / META_FILE))
+
+    def _read_meta(self, path: Path) -> dict[str, Any]:
+        try:
+            meta = json.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise CatalogError(f"Model metadata file {path} is missing.") from err
+        except (OSError, ValueError) as err:
+            raise CatalogError(
+                f"Model metadata file {path} is corrupt: {err}.",
+                hint="Restore it, or DROP MODEL that version and train it again.",
+            ) from err
+        if not isinstance(meta, dict) or not {"task", "features", "trainer"} <= meta.keys():
+            raise CatalogError(
+                f"Model metadata file {path} is corrupt: it lacks task, features or trainer.",
+                hint="Restore it, or DROP MODEL that version and train it again.",
+            )
+        return meta
+
+    def save(self, name: str, model_text: str, meta: dict[str, Any]) -> ModelVersion:
+        """Store a new version atomically and return it; `meta['version']` is set here."""
+        name = check_name(name)
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            (tmp / MODEL_FILE).write_text(model_text)
+            version = self._last_number(name) + 1
+            while True:
+                meta = {**meta, "name": name, "version": version}
+                (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+                target = folder / str(version)
+                try:
+                    if target.exists():
+                        raise FileExistsError(target)
+                    os.rename(tmp, target)
+                    return ModelVersion(name, version, target, meta)
+                except OSError as err:
+                    if not isinstance(err, FileExistsError) and err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    version += 1
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _last_number(self, name: str) -> int:
+        """The highest version number ever used, so numbers of dropped versions are not reused."""
+        used = [int(p.name.split(".")[0]) for p in (self.root / name).iterdir() if p.name.split(".")[0].isdigit()]
+        return max(used, default=0)
+
+    def drop(self, name: str, version: int | None = None) -> list[int]:
+        """Remove a version, or the whole model; returns the versions removed."""
+        name = check_name(name)
+        target = self.get(name, version).path if version is not None else self.root / name
+        removed = [version] if version is not None else self.versions(name)
+        if not removed:
+            raise UnknownModelError(f"Unknown model '{name}'.", hint=did_you_mean(name, self.names()))
+        trash = self.root / f".trash-{uuid.uuid4().hex}"
+        os.rename(target, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if version is not None:
+            (self.root / name / f"{version}.dropped").touch()
+            if not self.versions(name):
+                shutil.rmtree(self.root / name, ignore_errors=True)
+        return removed

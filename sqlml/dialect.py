@@ -1,0 +1,306 @@
+"""The sqlml dialect: DuckDB's SQL plus TRAIN, EVALUATE, PREDICT and the model statements.
+
+This is the one module that subclasses sqlglot. `parse(script)` splits a script into
+statements; statements of our own become `sqlml.ast` nodes, statements that call PREDICT
+become sqlglot trees, and every other statement is left as text for DuckDB to run unchanged.
+
+>>> [s.kind for s in parse("SELECT 1; SHOW MODELS;")]
+['sql', 'ShowModels']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ErrorLevel, ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from sqlml import ast
+from sqlml.errors import Span, SqlmlSyntaxError, did_you_mean
+
+KEYWORDS = (
+    "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "FEATURES",
+    "EXCLUDE", "WITH", "AS", "VERSION", "ON", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "DROP",
+    "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS",
+)  # fmt: skip
+
+# (first word, second word) of each statement of our own
+_HEADS = {
+    ("TRAIN", "MODEL"): "_parse_train",
+    ("EVALUATE", "MODEL"): "_parse_evaluate",
+    ("SHOW", "MODELS"): "_parse_show_models",
+    ("DESCRIBE", "MODEL"): "_parse_describe_model",
+    ("EXPLAIN", "MODEL"): "_parse_explain_model",
+    ("DROP", "MODEL"): "_parse_drop_model",
+}
+
+
+class Sqlml(DuckDB):
+    """DuckDB's dialect with sqlml's statements."""
+
+    class Tokenizer(DuckDB.Tokenizer):
+        # EXPLAIN is a COMMAND token in DuckDB's tokenizer, which swallows the rest of the
+        # statement into a string; we need to see `EXPLAIN MODEL name`.
+        KEYWORDS = {k: v for k, v in DuckDB.Tokenizer.KEYWORDS.items() if k != "EXPLAIN"}
+        COMMANDS = DuckDB.Tokenizer.COMMANDS - {TokenType.COMMAND}
+
+    class Parser(DuckDB.Parser):
+        FUNCTION_PARSERS = {
+            **DuckDB.Parser.FUNCTION_PARSERS,
+            "PREDICT": lambda self: self._parse_predict(),
+        }
+
+        error_token: Token | None = None
+        error_hint: str | None = None
+
+        def raise_error(self, message: str, token: Any = None) -> None:
+            self.error_token = token or self._curr or self._prev
+            super().raise_error(message, token or self._curr or self._prev)
+
+        def _fail(self, message: str, hint: str | None = None) -> None:
+            self.error_hint = hint
+            self.raise_error(message)
+
+        def _parse_statement(self) -> exp.Expr | None:
+            if self._curr and self._next:
+                method = _HEADS.get((self._curr.text.upper(), self._next.text.upper()))
+                if method:
+                    self._advance(2)
+                    node: exp.Expr = getattr(self, method)()
+                    if self._curr:
+                        self._fail(f"Unexpected '{self._curr.text}' after the statement")
+                    return node
+            if self._curr and self._curr.text.upper() == "EXPLAIN":
+                self._advance()
+                return self._parse_as_command(self._prev)
+            return super()._parse_statement()
+
+        # -- pieces ---------------------------------------------------------------
+        def _expect(self, word: str, what: str) -> None:
+            if not self._match_text_seq(word):
+                found = self._curr.text if self._curr else "the end of the statement"
+                hint = did_you_mean(found.upper(), [word]) if self._curr else None
+                self._fail(f"Expected {word} {what}, found '{found}'", hint)
+
+        def _name(self, what: str) -> exp.Identifier:
+            token = self._curr
+            if token is None or token.token_type not in (TokenType.VAR, *self.ID_VAR_TOKENS):
+                found = token.text if token else "the end of the statement"
+                self._fail(f"Expected {what}, found '{found}'")
+            ident = exp.to_identifier(token.text, quoted=token.token_type == TokenType.IDENTIFIER)  # type: ignore[union-attr]
+            ident.meta.update(start=token.start, end=token.end)  # type: ignore[union-attr]
+            self._advance()
+            return ident
+
+        def _model_ref(self, what: str = "a model name") -> ast.ModelRef:
+            ref = ast.ModelRef(this=self._name(what))
+            if self._match_text_seq("VERSION"):
+                token = self._curr
+                number = self._parse_number()
+                if not isinstance(number, exp.Literal) or token is None:
+                    self._fail("Expected a version number after VERSION", "Write VERSION 2.")
+                else:
+                    number.meta.update(start=token.start, end=token.end)
+                    ref.set("version", number)
+            return ref
+
+        def _exists(self, words: tuple[str, ...]) -> bool:
+            return self._match_text_seq(*words)
+
+        def _source(self, what: str) -> ast.QuerySource:
+            """`(query)` or `TABLE name`."""
+            if self._match(TokenType.TABLE):
+                table = self._parse_table_parts()
+                return ast.QuerySource(this=table, text=f"SELECT * FROM {table.sql('duckdb')}", table=True)
+            if not self._match(TokenType.L_PAREN):
+                self._fail(f"Expected (SELECT ...) or TABLE name {what}")
+            start = self._curr.start if self._curr else 0
+            query = self._parse_statement()
+            if not isinstance(query, exp.Query):
+                self._fail(f"Expected a query {what}", "Write (SELECT ...) or TABLE name.")
+            text = self.sql[start : self._prev.end + 1]
+            self._match_r_paren()
+            return ast.QuerySource(this=query, text=text)
+
+        def _param(self) -> exp.Expr:
+            key = self._name("a parameter name")
+            if not self._match(TokenType.EQ):
+                self._fail(f"Expected = after parameter '{key.name}'", f"Write {key.name} = value.")
+            start = self._curr.start if self._curr else 0
+            value = self._parse_bitwise()
+            if value is None:
+                self._fail(f"Expected a value for parameter '{key.name}'")
+            value.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
+            return exp.PropertyEQ(this=key, expression=value)
+
+        # -- statements -------------------------------------------------------------
+        def _parse_train(self) -> ast.Train:
+            exists = self._exists(("IF", "NOT", "EXISTS"))
+            name = self._name("a model name after TRAIN MODEL")
+            self._expect("USING", "and a trainer after the model name")
+            trainer = self._name("a trainer name after USING (e.g. lightgbm_classifier)")
+            self._expect("LABEL", "and the label column after the trainer")
+            label = self._name("the label column after LABEL")
+            node = ast.Train(this=name, exists=exists, trainer=trainer, label=label)
+            if self._match_text_seq("GROUP"):
+                node.set("group", self._name("the group column after GROUP"))
+            if self._match_text_seq("FEATURES"):
+                node.set("features", self._parse_wrapped_csv(lambda: self._name("a column name")))
+            elif self._match_text_seq("EXCLUDE"):
+                node.set("exclude", self._parse_wrapped_csv(lambda: self._name("a column name")))
+            if self._match(TokenType.WITH):
+                node.set("params", self._parse_wrapped_csv(self._param))
+            if not self._match(TokenType.ALIAS):
+                found = self._curr.text if self._curr else "the end of the statement"
+                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP"]
+                self._fail(
+                    f"Expected AS SELECT ... to end TRAIN MODEL, found '{found}'",
+                    did_you_mean(found.upper(), expected) or "TRAIN MODEL ... AS SELECT ...",
+                )
+            start = self._curr.start if self._curr else len(self.sql)
+            query = self._parse_statement()
+            if not isinstance(query, exp.Query):
+                self._fail("Expected a query after AS", "TRAIN MODEL ... AS SELECT ...")
+            node.set("source", ast.QuerySource(this=query, text=self.sql[start : self._prev.end + 1]))
+            return node
+
+        def _parse_evaluate(self) -> ast.Evaluate:
+            node = ast.Evaluate(this=self._model_ref())
+            if self._match(TokenType.ON):
+                node.set("source", self._source("after ON"))
+            return node
+
+        def _parse_show_models(self) -> ast.ShowModels:
+            return ast.ShowModels()
+
+        def _parse_describe_model(self) -> ast.DescribeModel:
+            return ast.DescribeModel(this=self._model_ref())
+
+        def _parse_explain_model(self) -> ast.ExplainModel:
+            return ast.ExplainModel(this=self._model_ref())
+
+        def _parse_drop_model(self) -> ast.DropModel:
+            exists = self._exists(("IF", "EXISTS"))
+            return ast.DropModel(this=self._model_ref(), exists=exists)
+
+        def _parse_predict(self) -> ast.Predict:
+            self._expect("MODEL", "as PREDICT's first argument: PREDICT(MODEL name, ...)")
+            ref = self._model_ref()
+            if not self._match(TokenType.COMMA):
+                self._fail("Expected a comma and the input after PREDICT's model", "PREDICT(MODEL m, TABLE t)")
+            node = ast.Predict(this=ref, source=self._source("as PREDICT's input"))
+            return node
+
+    class Generator(DuckDB.Generator):
+        TRANSFORMS: dict[type[exp.Expr], Callable[..., str]] = {
+            **DuckDB.Generator.TRANSFORMS,
+            ast.ModelRef: lambda self, e: f"MODEL {self.sql(e, 'this')}"
+            + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else ""),
+            ast.QuerySource: lambda self, e: (
+                f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({self.sql(e, 'this')})"
+            ),
+            ast.Predict: lambda self, e: e.args["rewrite"]
+            if e.args.get("rewrite")
+            else f"PREDICT({self.sql(e, 'this')}, {self.sql(e, 'source')})",
+            ast.Train: lambda self, e: _train_sql(self, e),
+            ast.Evaluate: lambda self, e: f"EVALUATE {self.sql(e, 'this')}"
+            + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else ""),
+            ast.ShowModels: lambda self, e: "SHOW MODELS",
+            ast.DescribeModel: lambda self, e: f"DESCRIBE {self.sql(e, 'this')}",
+            ast.ExplainModel: lambda self, e: f"EXPLAIN {self.sql(e, 'this')}",
+            ast.DropModel: lambda self, e: "DROP MODEL "
+            + ("IF EXISTS " if e.args.get("exists") else "")
+            + self.sql(e, "this").removeprefix("MODEL "),
+        }
+
+
+def _train_sql(gen: Any, e: ast.Train) -> str:
+    parts = ["TRAIN MODEL", "IF NOT EXISTS" if e.args.get("exists") else "", gen.sql(e, "this")]
+    parts += ["USING", gen.sql(e, "trainer"), "LABEL", gen.sql(e, "label")]
+    if e.args.get("group"):
+        parts += ["GROUP", gen.sql(e, "group")]
+    for key in ("features", "exclude"):
+        if e.args.get(key):
+            parts += [key.upper(), f"({gen.expressions(e, key, flat=True)})"]
+    if e.args.get("params"):
+        params = ", ".join(f"{p.this.sql()} = {gen.sql(p, 'expression')}" for p in e.args["params"])
+        parts += ["WITH", f"({params})"]
+    parts += ["AS", gen.sql(e.args["source"], "this")]
+    return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a script: its text, where it starts, and its tree.
+
+    `node` is an `sqlml.ast` node for our statements, a sqlglot tree for SQL that calls
+    PREDICT, and None for any other SQL, which DuckDB runs as written.
+    """
+
+    text: str
+    span: Span
+    node: exp.Expr | None
+    script: str
+
+    @property
+    def kind(self) -> str:
+        return "sql" if self.node is None else type(self.node).__name__
+
+    def span_of(self, node: exp.Expr | None) -> Span:
+        """The position of a parsed node (from its meta), or the statement's own."""
+        meta = node.meta if node is not None else {}
+        if "start" in meta:
+            return Span.at(self.script, meta["start"], meta["end"] + 1)
+        return self.span
+
+
+def tokenize(script: str) -> list[Token]:
+    """Tokens of a whole script, with a positioned error for text that is not SQL."""
+    try:
+        return Sqlml().tokenize(script)
+    except TokenError as err:
+        raise SqlmlSyntaxError(f"Cannot read the SQL: {err}", Span.at(script, 0)) from err
+
+
+def parse(script: str) -> list[Statement]:
+    """Split a script into statements and parse those that sqlml handles itself."""
+    tokens = tokenize(script)
+    statements: list[Statement] = []
+    chunk: list[Token] = []
+    for token in [*tokens, None]:
+        if token is not None and token.token_type != TokenType.SEMICOLON:
+            chunk.append(token)
+            continue
+        if chunk:
+            statements.append(_parse_chunk(script, chunk))
+        chunk = []
+    return statements
+
+
+def _is_ours(chunk: list[Token]) -> bool:
+    if len(chunk) > 1 and (chunk[0].text.upper(), chunk[1].text.upper()) in _HEADS:
+        return True
+    return any(
+        a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN
+        for a, b in zip(chunk, chunk[1:])
+    )
+
+
+def _parse_chunk(script: str, chunk: list[Token]) -> Statement:
+    start, end = chunk[0].start, chunk[-1].end + 1
+    text, span = script[start:end], Span.at(script, start, end)
+    if not _is_ours(chunk):
+        return Statement(text, span, None, script)
+    parser = Sqlml().parser(error_level=ErrorLevel.IMMEDIATE)
+    try:
+        trees = parser.parse(chunk, script)
+    except ParseError as err:
+        token = parser.error_token or chunk[-1]
+        description = err.errors[0]["description"] if err.errors else str(err)
+        raise SqlmlSyntaxError(
+            description, Span.at(script, token.start, token.end + 1), parser.error_hint
+        ) from err
+    return Statement(text, span, trees[0], script)

@@ -1,0 +1,190 @@
+"""Executes plans on one DuckDB connection: a table of handlers, one per plan type.
+
+A handler returns a DuckDB relation (lazy query results), an Arrow table (our statements'
+results) or None. DuckDB failures are wrapped as positioned ExecutionErrors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import duckdb
+import pyarrow as pa
+
+from sqlml import metrics, plan, scoring, training
+from sqlml.catalog import Catalog
+from sqlml.dialect import KEYWORDS, Statement
+from sqlml.errors import ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
+from sqlml.models.base import Progress
+
+Output = duckdb.DuckDBPyRelation | pa.Table | None
+_QUOTED = re.compile(r'(?:at or near|name|column|Table with name|function) "?([^"\s!]+)"?')
+
+
+def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
+    """A DuckDB exception as a SqlmlError located in the statement where possible."""
+    lines = str(err).split("\n")
+    message = lines[0]
+    hints = [line for line in lines[1:] if line and not line.startswith("LINE ") and set(line.strip()) != {"^"}]
+    hint = " ".join(hints) or None
+    span = statement.span if statement else None
+    if statement is not None:
+        match = _QUOTED.search(message)
+        if match:
+            word = match.group(1)
+            found = re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", statement.text, re.IGNORECASE)
+            if found:
+                span = Span.at(statement.script, statement.span.start + found.start(), statement.span.start + found.end())
+            if "syntax error" in message:
+                hint = did_you_mean(word.upper(), KEYWORDS) or hint
+    cls = SqlmlSyntaxError if isinstance(err, duckdb.ParserException) else ExecutionError
+    return cls(message, span, hint)
+
+
+class Engine:
+    """Runs plans against a DuckDB connection and a catalog."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+        self.con = con
+        self.catalog = catalog
+        self.progress: Callable[[str], Progress | None] = lambda name: None
+        self._udfs: set[str] = set()
+        self.statement: Statement | None = None
+        self.handlers: dict[type, Callable[[Any], Output]] = {
+            plan.SqlPlan: self.run_sql,
+            plan.TrainPlan: self.run_train,
+            plan.SkipPlan: lambda p: pa.table({"message": [p.message]}),
+            plan.EvaluatePlan: self.run_evaluate,
+            plan.ShowModelsPlan: self.show_models,
+            plan.DescribeModelPlan: self.describe_model,
+            plan.ExplainModelPlan: self.explain_model,
+            plan.DropModelPlan: self.drop_model,
+        }
+
+    # -- DuckDB access --------------------------------------------------------------
+    def describe(self, sql: str) -> list[tuple[str, Any]]:
+        try:
+            rel = self.con.sql(sql)
+        except duckdb.Error as err:
+            raise duckdb_error(err, self.statement) from err
+        if rel is None:
+            raise ExecutionError("Expected a query that returns rows.", self.statement.span if self.statement else None)
+        return list(zip(rel.columns, rel.types))
+
+    def fetch(self, sql: str) -> pa.Table:
+        try:
+            return self.con.sql(sql).to_arrow_table()
+        except duckdb.Error as err:
+            raise duckdb_error(err, self.statement) from err
+
+    def register(self, calls: tuple[plan.PredictCall, ...]) -> None:
+        for call in calls:
+            if call.udf in self._udfs:
+                continue
+            fn, arg_type, out_type = scoring.scoring_function(call.model)
+            self.con.create_function(
+                call.udf, fn, [duckdb.sqltype(arg_type)], duckdb.sqltype(out_type), type="arrow", null_handling="special"
+            )
+            self._udfs.add(call.udf)
+
+    # -- handlers -------------------------------------------------------------------
+    def execute(self, statement: Statement, bound: plan.Plan) -> Output:
+        self.statement = statement
+        try:
+            return self.handlers[type(bound)](bound)
+        except SqlmlError as err:
+            raise err.located(statement.span)
+        except duckdb.Error as err:
+            raise duckdb_error(err, statement) from err
+
+    def bind(self, statement: Statement) -> plan.Plan:
+        self.statement = statement
+        return plan.bind(statement, self.catalog, self.describe)
+
+    def run_sql(self, p: plan.SqlPlan) -> Output:
+        self.register(p.predicts)
+        return self.con.sql(p.sql)
+
+    def run_train(self, p: plan.TrainPlan) -> Output:
+        self.register(p.query.predicts)
+        version = training.train(self.fetch, p, self.catalog, self.progress(p.name))
+        meta = version.meta
+        headline = metrics.HEADLINE[meta["task"]]
+        return pa.table(
+            {
+                "model": [version.name],
+                "version": [version.version],
+                "task": [meta["task"]],
+                "rows": [meta["rows"]],
+                "validation_rows": [meta["validation_rows"]],
+                "metric": [headline],
+                "value": pa.array([meta["metrics"].get(headline)], pa.float64()),
+                "seconds": [meta["duration_s"]],
+            }
+        )
+
+    def run_evaluate(self, p: plan.EvaluatePlan) -> Output:
+        if p.source is not None:
+            self.register(p.source.predicts)
+        row = scoring.evaluate(self.fetch, p.model, p.source.sql if p.source else None)
+        return pa.Table.from_pylist([row])
+
+    def show_models(self, p: plan.ShowModelsPlan) -> Output:
+        rows = []
+        for name in self.catalog.names():
+            meta = self.catalog.get(name).meta
+            headline = metrics.HEADLINE[meta["task"]]
+            rows.append(
+                {
+                    "name": name,
+                    "version": meta["version"],
+                    "trainer": meta["trainer"],
+                    "task": meta["task"],
+                    "label": meta["label"],
+                    "rows": meta["rows"],
+                    "metric": headline,
+                    "value": meta["metrics"].get(headline),
+                    "created_at": meta["created_at"],
+                }
+            )
+        schema = pa.schema(
+            [("name", pa.string()), ("version", pa.int64()), ("trainer", pa.string()), ("task", pa.string()),
+             ("label", pa.string()), ("rows", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
+             ("created_at", pa.string())]
+        )  # fmt: skip
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def describe_model(self, p: plan.DescribeModelPlan) -> Output:
+        meta = p.model.meta
+        rows: list[tuple[str, str, str]] = []
+        for key in ("name", "version", "trainer", "task", "label", "label_type", "classes", "group", "rows",
+                    "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
+                    "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql"):  # fmt: skip
+            if meta.get(key) is not None:
+                rows.append(("model", key, str(meta[key])))
+        for f in meta["features"]:
+            detail = f["type"] + (f" (categorical, {len(f['categories'])} categories)" if f["kind"] == "categorical" else "")
+            rows.append(("feature", f["name"], detail))
+        rows += [("param", k, str(v)) for k, v in meta["params"].items()]
+        rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
+        for version in self.catalog.versions(p.model.name):
+            other = self.catalog.get(p.model.name, version).meta
+            headline = metrics.HEADLINE[other["task"]]
+            value = other["metrics"].get(headline)
+            rows.append(("version", str(version), f"{other['created_at']} rows={other['rows']} {headline}={value}"))
+        section, name, value = zip(*rows)
+        return pa.table({"section": list(section), "name": list(name), "value": list(value)})
+
+    def explain_model(self, p: plan.ExplainModelPlan) -> Output:
+        model, _ = scoring.load(p.model)
+        names, gain, splits = model.importance()
+        total = float(gain.sum()) or 1.0
+        table = pa.table({"feature": names, "gain": gain, "splits": splits.astype("int64"), "share": gain / total})
+        return table.sort_by([("gain", "descending"), ("splits", "descending")])
+
+    def drop_model(self, p: plan.DropModelPlan) -> Output:
+        if not self.catalog.versions(p.name):
+            return pa.table({"message": [f"Model '{p.name}' does not exist; nothing dropped (IF EXISTS)."]})
+        removed = self.catalog.drop(p.name, p.version)
+        return pa.table({"model": [p.name] * len(removed), "dropped_version": removed})

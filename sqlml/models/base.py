@@ -1,0 +1,76 @@
+"""The trainer protocol and the data a trainer receives.
+
+A trainer turns `TrainingData` into a `Model`; a `Model` scores a column-major feature
+matrix and serialises itself to text (never pickle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+# progress(round, total) is called after every boosting round
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TrainingData:
+    """Encoded rows: DOUBLE feature columns, the label as float64 (class codes for
+    classifiers), the group sizes for ranking, and which features are categorical."""
+
+    features: pa.Table
+    label: np.ndarray
+    groups: np.ndarray | None = None
+    categorical: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return len(self.label)
+
+
+class Model(Protocol):
+    """A trained model."""
+
+    def predict(self, matrix: np.ndarray, threads: int = 0) -> np.ndarray:
+        """Scores for a (features x rows) float64 matrix: P(positive), an (n x k) probability
+        matrix, a value or a ranking score, by task."""
+        ...
+
+    def to_text(self) -> str: ...
+
+    def importance(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Feature names, total gain and number of splits."""
+        ...
+
+
+class Trainer(Protocol):
+    """Makes models; `name` is the word after USING, `task` one of classification,
+    regression, ranking."""
+
+    name: str
+    task: str
+
+    def task_for(self, num_classes: int) -> str:
+        """The concrete task: binary or multiclass for classifiers, else `task`."""
+        ...
+
+    def check_params(self, params: dict[str, Any]) -> list[str]:
+        """Names in `params` this trainer does not know."""
+        ...
+
+    def fit(
+        self,
+        train: TrainingData,
+        valid: TrainingData | None,
+        params: dict[str, Any],
+        num_boost_round: int,
+        early_stopping_rounds: int | None,
+        progress: Progress | None,
+    ) -> tuple[Model, dict[str, Any]]:
+        """A model and the parameters actually used (for DESCRIBE and reproduction)."""
+        ...
+
+    def load(self, text: str) -> Model: ...

@@ -1,0 +1,379 @@
+"""Binding: statements become plans, with every name and type checked against the catalog
+and the data's schema before anything runs.
+
+One frozen dataclass per statement kind. `bind(statement, catalog, describe)` needs only a
+way to describe a query's columns (`describe(sql) -> [(name, duckdb_type)]`), so it runs
+nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlglot import exp
+
+from sqlml import ast, models
+from sqlml.catalog import Catalog, ModelVersion, check_name
+from sqlml.dialect import Sqlml, Statement
+from sqlml.errors import BindError, SqlmlError, did_you_mean
+from sqlml.features import FeatureSpec, kind_of, quote
+
+Describe = Callable[[str], list[tuple[str, Any]]]
+
+# sqlml's own TRAIN options, beside LightGBM's parameters
+OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed")
+SPLITS = ("random", "sequential")
+_CLASS_LABEL_TYPES = {
+    "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
+    "ubigint", "varchar", "enum",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SqlPlan:
+    """SQL that DuckDB runs as it is (or after PREDICT calls were rewritten)."""
+
+    sql: str
+    predicts: tuple[PredictCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class PredictCall:
+    """A model scoring function that the query calls, to register before it runs."""
+
+    udf: str
+    model: ModelVersion
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    num_boost_round: int = 100
+    early_stopping_rounds: int | None = None
+    validation: float | None = None  # None: chosen from the row count (see training.py)
+    split: str = "random"
+    seed: int | None = None  # LightGBM's own seeds when None; the split then uses 0
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    name: str
+    trainer: models.Trainer
+    label: str
+    label_type: str
+    group: str | None
+    features: tuple[FeatureSpec, ...]
+    params: dict[str, Any]
+    options: TrainOptions
+    query: SqlPlan
+    training_sql: str
+
+
+@dataclass(frozen=True)
+class SkipPlan:
+    """A statement with nothing to do (TRAIN IF NOT EXISTS on an existing model)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class EvaluatePlan:
+    model: ModelVersion
+    source: SqlPlan | None
+
+
+@dataclass(frozen=True)
+class ShowModelsPlan:
+    pass
+
+
+@dataclass(frozen=True)
+class DescribeModelPlan:
+    model: ModelVersion
+
+
+@dataclass(frozen=True)
+class ExplainModelPlan:
+    model: ModelVersion
+
+
+@dataclass(frozen=True)
+class DropModelPlan:
+    name: str
+    version: int | None
+    exists: bool
+
+
+Plan = (
+    SqlPlan | TrainPlan | SkipPlan | EvaluatePlan | ShowModelsPlan | DescribeModelPlan | ExplainModelPlan | DropModelPlan
+)
+
+
+@dataclass
+class Binder:
+    """Binds one statement; carries what every check needs to name a position."""
+
+    statement: Statement
+    catalog: Catalog
+    describe: Describe
+    predicts: list[PredictCall] = field(default_factory=list)
+
+    def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
+        return BindError(message, self.statement.span_of(node), hint)
+
+    # -- names --------------------------------------------------------------------
+    def model(self, ref: ast.ModelRef) -> ModelVersion:
+        version_node = ref.args.get("version")
+        version = None
+        if version_node is not None:
+            if not re.fullmatch(r"[1-9][0-9]*", version_node.name):
+                raise self.error(f"Bad VERSION {version_node.name}.", version_node, "Versions are whole numbers from 1.")
+            version = int(version_node.name)
+        try:
+            return self.catalog.get(ref.this.name, version)
+        except SqlmlError as err:
+            raise err.located(self.statement.span_of(version_node if version else ref.this))
+
+    def column(self, ident: exp.Identifier, columns: dict[str, Any], role: str) -> str:
+        names = {c.lower(): c for c in columns}
+        found = names.get(ident.name.lower())
+        if found is None:
+            hint = did_you_mean(ident.name, list(columns)) or f"The query's columns are: {', '.join(columns)}."
+            raise self.error(f"Unknown {role} column '{ident.name}'.", ident, hint)
+        return found
+
+    # -- queries ------------------------------------------------------------------
+    def query(self, source: ast.QuerySource, node: exp.Expr) -> tuple[SqlPlan, dict[str, Any]]:
+        """The SQL to run for a query source (PREDICT calls rewritten) and its columns."""
+        tree = source.this
+        if source.args.get("table") or not any(tree.find_all(ast.Predict)):
+            sql = source.args["text"]
+        else:
+            self.predict_all(tree)
+            sql = tree.sql(dialect=Sqlml)
+        return SqlPlan(sql), self.columns(sql, node)
+
+    def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
+        try:
+            return dict(self.describe(sql))
+        except SqlmlError as err:
+            raise err.located(self.statement.span_of(node))
+
+    def predict_all(self, tree: exp.Expr) -> None:
+        """Rewrite every PREDICT call in a tree, innermost first."""
+        for predict in reversed(list(tree.find_all(ast.Predict))):
+            if not predict.args.get("rewrite"):
+                self.predict(predict)
+
+    def predict(self, node: ast.Predict) -> None:
+        """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
+        model = self.model(node.this)
+        source_plan, columns = self.query(node.args["source"], node)
+        lower = {c.lower() for c in columns}
+        missing = [f["name"] for f in model.meta["features"] if f["name"].lower() not in lower]
+        if missing:
+            raise self.error(
+                f"PREDICT input lacks feature column(s) {', '.join(missing)} of model '{model.name}'.",
+                node.this.this,
+                f"Model '{model.name}' version {model.version} needs: {', '.join(f['name'] for f in model.meta['features'])}.",
+            )
+        digest = hashlib.sha1(f"{model.path}:{model.meta.get('created_at')}".encode()).hexdigest()[:10]
+        udf = f"sqlml_predict_{model.name}_{model.version}_{digest}"
+        self.predicts.append(PredictCall(udf, model))
+        node.set("rewrite", predict_sql(udf, model, source_plan.sql))
+
+
+def predict_sql(udf: str, model: ModelVersion, source_sql: str) -> str:
+    """The subquery a PREDICT call becomes: input columns plus the model's output columns."""
+    args = ", ".join(
+        f"{quote(f['name'])} := CAST({quote(f['name'])} AS {'DOUBLE' if f['kind'] == 'numeric' else 'VARCHAR'})"
+        for f in model.meta["features"]
+    )
+    outputs = ["prediction"]
+    if model.meta["task"] in ("binary", "multiclass"):
+        outputs += ["probability", "probabilities"]
+    picks = ", ".join(f'"__sqlml_out".{o} AS {o}' for o in outputs)
+    return (
+        f'(SELECT * EXCLUDE ("__sqlml_out"), {picks}, {model.version} AS model_version '
+        f'FROM (SELECT *, {udf}(struct_pack({args})) AS "__sqlml_out" FROM ({source_sql}) AS __sqlml_input))'
+    )
+
+
+def literal(node: exp.Expr) -> Any:
+    """A WITH parameter's value as Python, or None when it is not a literal."""
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.name
+        text = node.name
+        return int(text) if re.fullmatch(r"[0-9]+", text) else float(text)
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Neg):
+        inner = literal(node.this)
+        return -inner if isinstance(inner, (int, float)) else None
+    if isinstance(node, (exp.Array, exp.Tuple, exp.Paren)):
+        values = [literal(e) for e in (node.expressions or [node.this])]
+        return None if None in values else values
+    return None
+
+
+def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> TrainOptions:
+    values: dict[str, Any] = {}
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "num_boost_round": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
+        "early_stopping_rounds": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
+        "validation": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+        "split": (lambda v: v in SPLITS, "'random' or 'sequential'"),
+        "seed": (lambda v: isinstance(v, int), "a whole number"),
+    }
+    for key, (value, node) in raw.items():
+        ok, wanted = checks[key]
+        if not ok(value):
+            hint = did_you_mean(str(value), SPLITS) if key == "split" else None
+            raise binder.error(f"Bad value {value!r} for {key}: expected {wanted}.", node, hint)
+        values[key] = value
+    if values.get("early_stopping_rounds") and values.get("validation") == 0:
+        raise binder.error(
+            "early_stopping_rounds needs a validation split, but validation = 0.",
+            raw["validation"][1],
+            "Set validation to a fraction such as 0.2, or drop early_stopping_rounds.",
+        )
+    return TrainOptions(**values)
+
+
+def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
+    ident = node.this
+    try:
+        name = check_name(ident.name)
+    except SqlmlError as err:
+        raise err.located(binder.statement.span_of(ident))
+    if node.args.get("exists") and binder.catalog.versions(name):
+        return SkipPlan(f"Model '{name}' exists; TRAIN skipped (IF NOT EXISTS).")
+    trainer_ident = node.args["trainer"]
+    trainer = models.get(trainer_ident.name)
+    if trainer is None:
+        raise binder.error(
+            f"Unknown trainer '{trainer_ident.name}'.",
+            trainer_ident,
+            did_you_mean(trainer_ident.name.lower(), models.names())
+            or f"Trainers: {', '.join(models.names())}.",
+        )
+    raw_options: dict[str, tuple[Any, exp.Expr]] = {}
+    params: dict[str, Any] = {}
+    for prop in node.args.get("params") or []:
+        key, value_node = prop.this.name.lower(), prop.expression
+        value = literal(value_node)
+        if value is None:
+            raise binder.error(f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE.")
+        if key in OPTIONS:
+            raw_options[key] = (value, value_node)
+        elif trainer.check_params({key: value}):
+            known = [*OPTIONS, *sorted(_lightgbm_names())]
+            raise binder.error(
+                f"Unknown parameter '{key}' for {trainer.name}.",
+                prop.this,
+                did_you_mean(key, known) or "WITH takes LightGBM's parameter names and sqlml's: " + ", ".join(OPTIONS) + ".",
+            )
+        else:
+            params[key] = value
+    options = _train_options(binder, raw_options)
+
+    source = node.args["source"]
+    query, columns = binder.query(source, source.this)
+    label = binder.column(node.args["label"], columns, "label")
+    group = None
+    if node.args.get("group") is not None:
+        group = binder.column(node.args["group"], columns, "group")
+    if trainer.task == "ranking" and group is None:
+        raise binder.error("lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS.")
+    reserved = {label, group}
+    if node.args.get("features"):
+        names = [binder.column(i, columns, "feature") for i in node.args["features"]]
+        for ident_, name_ in zip(node.args["features"], names):
+            if name_ in reserved:
+                raise binder.error(f"'{name_}' is the label or group and cannot be a feature.", ident_)
+    else:
+        excluded = {binder.column(i, columns, "EXCLUDE") for i in node.args.get("exclude") or []}
+        names = [c for c in columns if c not in reserved | excluded]
+    if not names:
+        raise binder.error("TRAIN has no feature columns left.", node.this, "The query must select columns besides LABEL and GROUP.")
+    features = []
+    for name_ in names:
+        kind = kind_of(columns[name_])
+        if kind is None:
+            raise binder.error(
+                f"Feature '{name_}' has type {columns[name_]}, which LightGBM cannot use.",
+                _ident_for(node, name_) or source.this,
+                "Derive a number from it (e.g. epoch(ts), hour(ts), len(list)) or leave it out with EXCLUDE.",
+            )
+        features.append(FeatureSpec(name_, str(columns[name_]), kind))
+    label_type = columns[label]
+    type_id = getattr(label_type, "id", str(label_type).lower())
+    if trainer.task == "classification" and type_id not in _CLASS_LABEL_TYPES:
+        raise binder.error(
+            f"Label '{label}' has type {label_type}; a classifier needs BOOLEAN, an integer or VARCHAR.",
+            node.args["label"],
+            "Use lightgbm_regressor for numeric targets, or cast the label.",
+        )
+    if trainer.task != "classification" and kind_of(label_type) != "numeric":
+        raise binder.error(f"Label '{label}' has type {label_type}; {trainer.name} needs a number.", node.args["label"])
+    return TrainPlan(
+        name=name,
+        trainer=trainer,
+        label=label,
+        label_type="VARCHAR" if type_id == "enum" else str(label_type),
+        group=group,
+        features=tuple(features),
+        params=params,
+        options=options,
+        query=SqlPlan(query.sql, tuple(binder.predicts)),
+        training_sql=source.args["text"],
+    )
+
+
+def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
+    for ident in node.args.get("features") or []:
+        if ident.name.lower() == name.lower():
+            return ident
+    return None
+
+
+def _lightgbm_names() -> set[str]:
+    from sqlml.models.lightgbm import known_params
+
+    return known_params()
+
+
+def bind(statement: Statement, catalog: Catalog, describe: Describe) -> Plan:
+    """The plan for one parsed statement."""
+    binder = Binder(statement, catalog, describe)
+    node = statement.node
+    if node is None:
+        return SqlPlan(statement.text)
+    if isinstance(node, ast.Train):
+        return bind_train(binder, node)
+    if isinstance(node, ast.Evaluate):
+        model = binder.model(node.this)
+        source = None
+        if node.args.get("source") is not None:
+            source, _ = binder.query(node.args["source"], node.args["source"].this)
+            source = SqlPlan(source.sql, tuple(binder.predicts))
+        return EvaluatePlan(model, source)
+    if isinstance(node, ast.ShowModels):
+        return ShowModelsPlan()
+    if isinstance(node, ast.DescribeModel):
+        return DescribeModelPlan(binder.model(node.this))
+    if isinstance(node, ast.ExplainModel):
+        return ExplainModelPlan(binder.model(node.this))
+    if isinstance(node, ast.DropModel):
+        ref = node.this
+        exists = bool(node.args.get("exists"))
+        if not exists or binder.catalog.versions(ref.name):
+            model = binder.model(ref)
+            return DropModelPlan(model.name, model.version if ref.args.get("version") else None, exists)
+        return DropModelPlan(ref.name, None, exists)
+    # a query that calls PREDICT
+    binder.predict_all(node)
+    return SqlPlan(node.sql(dialect=Sqlml), tuple(binder.predicts))
