@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -62,9 +63,9 @@ class Result:
 
     def show(self) -> None:
         """Print the rows, as DuckDB's relation.show() does."""
-        if isinstance(self._output, duckdb.DuckDBPyRelation):
-            rel = self._output
-            self._guard(lambda: rel.show())
+        rel = self._output
+        if isinstance(rel, duckdb.DuckDBPyRelation):
+            self._guard(rel.show)
         else:
             duckdb.from_arrow(self.arrow()).show()
 
@@ -93,10 +94,8 @@ class Session:
 
     def sql(self, script: str) -> Result | None:
         """Run a script; the last statement's result (None if it returns no rows)."""
-        result = None
-        for _, result in self.run(script):
-            pass
-        return result
+        results = [result for _, result in self.run(script)]
+        return results[-1] if results else None
 
     def execute(self, script: str) -> Session:
         """Run a script for its effects; returns the session, as duckdb's execute does."""

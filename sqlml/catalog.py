@@ -83,9 +83,7 @@ class Catalog:
             version = versions[-1]
         elif version not in versions:
             listed = ", ".join(map(str, versions))
-            raise UnknownModelError(
-                f"Model '{name}' has no version {version}.", hint=f"Its versions are {listed}."
-            )
+            raise UnknownModelError(f"Model '{name}' has no version {version}.", hint=f"Its versions are {listed}.")
         path = self.root / name / str(version)
         return ModelVersion(name, version, path, self._read_meta(path / META_FILE))
 

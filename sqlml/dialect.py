@@ -10,8 +10,9 @@ become sqlglot trees, and every other statement is left as text for DuckDB to ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
@@ -197,23 +198,29 @@ class Sqlml(DuckDB):
     class Generator(DuckDB.Generator):
         TRANSFORMS: dict[type[exp.Expr], Callable[..., str]] = {
             **DuckDB.Generator.TRANSFORMS,
-            ast.ModelRef: lambda self, e: f"MODEL {self.sql(e, 'this')}"
-            + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else ""),
+            ast.ModelRef: lambda self, e: (
+                f"MODEL {self.sql(e, 'this')}" + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")
+            ),
             ast.QuerySource: lambda self, e: (
                 f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({self.sql(e, 'this')})"
             ),
-            ast.Predict: lambda self, e: e.args["rewrite"]
-            if e.args.get("rewrite")
-            else f"PREDICT({self.sql(e, 'this')}, {self.sql(e, 'source')})",
+            ast.Predict: lambda self, e: (
+                e.args["rewrite"]
+                if e.args.get("rewrite")
+                else f"PREDICT({self.sql(e, 'this')}, {self.sql(e, 'source')})"
+            ),
             ast.Train: lambda self, e: _train_sql(self, e),
-            ast.Evaluate: lambda self, e: f"EVALUATE {self.sql(e, 'this')}"
-            + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else ""),
+            ast.Evaluate: lambda self, e: (
+                f"EVALUATE {self.sql(e, 'this')}" + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else "")
+            ),
             ast.ShowModels: lambda self, e: "SHOW MODELS",
             ast.DescribeModel: lambda self, e: f"DESCRIBE {self.sql(e, 'this')}",
             ast.ExplainModel: lambda self, e: f"EXPLAIN {self.sql(e, 'this')}",
-            ast.DropModel: lambda self, e: "DROP MODEL "
-            + ("IF EXISTS " if e.args.get("exists") else "")
-            + self.sql(e, "this").removeprefix("MODEL "),
+            ast.DropModel: lambda self, e: (
+                "DROP MODEL "
+                + ("IF EXISTS " if e.args.get("exists") else "")
+                + self.sql(e, "this").removeprefix("MODEL ")
+            ),
         }
 
 
@@ -283,10 +290,7 @@ def parse(script: str) -> list[Statement]:
 def _is_ours(chunk: list[Token]) -> bool:
     if len(chunk) > 1 and (chunk[0].text.upper(), chunk[1].text.upper()) in _HEADS:
         return True
-    return any(
-        a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN
-        for a, b in zip(chunk, chunk[1:])
-    )
+    return any(a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN for a, b in zip(chunk, chunk[1:]))
 
 
 def _parse_chunk(script: str, chunk: list[Token]) -> Statement:
@@ -294,13 +298,11 @@ def _parse_chunk(script: str, chunk: list[Token]) -> Statement:
     text, span = script[start:end], Span.at(script, start, end)
     if not _is_ours(chunk):
         return Statement(text, span, None, script)
-    parser = Sqlml().parser(error_level=ErrorLevel.IMMEDIATE)
+    parser: Any = Sqlml().parser(error_level=ErrorLevel.IMMEDIATE)
     try:
         trees = parser.parse(chunk, script)
     except ParseError as err:
         token = parser.error_token or chunk[-1]
         description = err.errors[0]["description"] if err.errors else str(err)
-        raise SqlmlSyntaxError(
-            description, Span.at(script, token.start, token.end + 1), parser.error_hint
-        ) from err
+        raise SqlmlSyntaxError(description, Span.at(script, token.start, token.end + 1), parser.error_hint) from err
     return Statement(text, span, trees[0], script)

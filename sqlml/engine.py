@@ -7,9 +7,11 @@ results) or None. DuckDB failures are wrapped as positioned ExecutionErrors.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import duckdb
+import duckdb.func
 import pyarrow as pa
 
 from sqlml import metrics, plan, scoring, training
@@ -18,7 +20,7 @@ from sqlml.dialect import KEYWORDS, Statement
 from sqlml.errors import ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
 from sqlml.models.base import Progress
 
-Output = duckdb.DuckDBPyRelation | pa.Table | None
+Output: TypeAlias = duckdb.DuckDBPyRelation | pa.Table | None
 _QUOTED = re.compile(r'(?:at or near|name|column|Table with name|function) "?([^"\s!]+)"?')
 
 
@@ -35,7 +37,9 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
             word = match.group(1)
             found = re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", statement.text, re.IGNORECASE)
             if found:
-                span = Span.at(statement.script, statement.span.start + found.start(), statement.span.start + found.end())
+                span = Span.at(
+                    statement.script, statement.span.start + found.start(), statement.span.start + found.end()
+                )
             if "syntax error" in message:
                 hint = did_you_mean(word.upper(), KEYWORDS) or hint
     cls = SqlmlSyntaxError if isinstance(err, duckdb.ParserException) else ExecutionError
@@ -84,7 +88,12 @@ class Engine:
                 continue
             fn, arg_type, out_type = scoring.scoring_function(call.model)
             self.con.create_function(
-                call.udf, fn, [duckdb.sqltype(arg_type)], duckdb.sqltype(out_type), type="arrow", null_handling="special"
+                call.udf,
+                fn,
+                [duckdb.sqltype(arg_type)],
+                duckdb.sqltype(out_type),
+                type=duckdb.func.ARROW,
+                null_handling=duckdb.func.SPECIAL,
             )
             self._udfs.add(call.udf)
 
@@ -164,7 +173,9 @@ class Engine:
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
         for f in meta["features"]:
-            detail = f["type"] + (f" (categorical, {len(f['categories'])} categories)" if f["kind"] == "categorical" else "")
+            detail = f["type"] + (
+                f" (categorical, {len(f['categories'])} categories)" if f["kind"] == "categorical" else ""
+            )
             rows.append(("feature", f["name"], detail))
         rows += [("param", k, str(v)) for k, v in meta["params"].items()]
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]

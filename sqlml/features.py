@@ -99,7 +99,11 @@ def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarra
     """A column-major float64 matrix (features x rows), NULL as NaN; one copy per column."""
     out = np.empty((len(columns), rows), dtype=np.float64)
     for i, col in enumerate(columns):
-        out[i] = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
+        out[i] = (
+            col.to_numpy(zero_copy_only=False)
+            if col.null_count == 0
+            else pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
+        )
     return out
 
 

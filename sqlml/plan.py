@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sqlglot import exp
 
@@ -107,7 +108,14 @@ class DropModelPlan:
 
 
 Plan = (
-    SqlPlan | TrainPlan | SkipPlan | EvaluatePlan | ShowModelsPlan | DescribeModelPlan | ExplainModelPlan | DropModelPlan
+    SqlPlan
+    | TrainPlan
+    | SkipPlan
+    | EvaluatePlan
+    | ShowModelsPlan
+    | DescribeModelPlan
+    | ExplainModelPlan
+    | DropModelPlan
 )
 
 
@@ -129,7 +137,9 @@ class Binder:
         version = None
         if version_node is not None:
             if not re.fullmatch(r"[1-9][0-9]*", version_node.name):
-                raise self.error(f"Bad VERSION {version_node.name}.", version_node, "Versions are whole numbers from 1.")
+                raise self.error(
+                    f"Bad VERSION {version_node.name}.", version_node, "Versions are whole numbers from 1."
+                )
             version = int(version_node.name)
         try:
             return self.catalog.get(ref.this.name, version)
@@ -224,7 +234,10 @@ def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> Trai
     checks: dict[str, tuple[Callable[[Any], bool], str]] = {
         "num_boost_round": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
         "early_stopping_rounds": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
-        "validation": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+        "validation": (
+            lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
+            "a fraction from 0 up to (not including) 1",
+        ),
         "split": (lambda v: v in SPLITS, "'random' or 'sequential'"),
         "seed": (lambda v: isinstance(v, int), "a whole number"),
     }
@@ -257,8 +270,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
         raise binder.error(
             f"Unknown trainer '{trainer_ident.name}'.",
             trainer_ident,
-            did_you_mean(trainer_ident.name.lower(), models.names())
-            or f"Trainers: {', '.join(models.names())}.",
+            did_you_mean(trainer_ident.name.lower(), models.names()) or f"Trainers: {', '.join(models.names())}.",
         )
     raw_options: dict[str, tuple[Any, exp.Expr]] = {}
     params: dict[str, Any] = {}
@@ -266,7 +278,9 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
         key, value_node = prop.this.name.lower(), prop.expression
         value = literal(value_node)
         if value is None:
-            raise binder.error(f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE.")
+            raise binder.error(
+                f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE."
+            )
         if key in OPTIONS:
             raw_options[key] = (value, value_node)
         elif trainer.check_params({key: value}):
@@ -274,7 +288,8 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
             raise binder.error(
                 f"Unknown parameter '{key}' for {trainer.name}.",
                 prop.this,
-                did_you_mean(key, known) or "WITH takes LightGBM's parameter names and sqlml's: " + ", ".join(OPTIONS) + ".",
+                did_you_mean(key, known)
+                or "WITH takes LightGBM's parameter names and sqlml's: " + ", ".join(OPTIONS) + ".",
             )
         else:
             params[key] = value
@@ -287,7 +302,9 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
     if node.args.get("group") is not None:
         group = binder.column(node.args["group"], columns, "group")
     if trainer.task == "ranking" and group is None:
-        raise binder.error("lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS.")
+        raise binder.error(
+            "lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS."
+        )
     reserved = {label, group}
     if node.args.get("features"):
         names = [binder.column(i, columns, "feature") for i in node.args["features"]]
@@ -298,7 +315,9 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
         excluded = {binder.column(i, columns, "EXCLUDE") for i in node.args.get("exclude") or []}
         names = [c for c in columns if c not in reserved | excluded]
     if not names:
-        raise binder.error("TRAIN has no feature columns left.", node.this, "The query must select columns besides LABEL and GROUP.")
+        raise binder.error(
+            "TRAIN has no feature columns left.", node.this, "The query must select columns besides LABEL and GROUP."
+        )
     features = []
     for name_ in names:
         kind = kind_of(columns[name_])

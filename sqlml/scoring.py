@@ -7,7 +7,8 @@ thread per call.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,9 @@ _ARROW_TYPES = {
 def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     trainer = models.get(model.meta["trainer"])
     if trainer is None:
-        raise ExecutionError(f"Model '{model.name}' was trained with '{model.meta['trainer']}', which is not installed.")
+        raise ExecutionError(
+            f"Model '{model.name}' was trained with '{model.meta['trainer']}', which is not installed."
+        )
     specs = [FeatureSpec(**f) for f in model.meta["features"]]
     return trainer.load(model.model_text()), specs
 
@@ -94,7 +97,12 @@ def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, sour
                 f"Model '{model_version.name}' version {model_version.version} kept no validation rows.",
                 hint="It trained on every row (validation = 0 or under 500 rows); use EVALUATE MODEL ... ON (SELECT ...).",
             )
-        return {**head, "rows": meta["validation_rows"], **{n: meta["metrics"].get(n) for n in names}, "unseen_categories": 0}
+        return {
+            **head,
+            "rows": meta["validation_rows"],
+            **{n: meta["metrics"].get(n) for n in names},
+            "unseen_categories": 0,
+        }
     model, specs = load(model_version)
     cols = features.select_list(specs) + [f"{quote(meta['label'])} AS __sqlml_label"]
     if meta.get("group"):

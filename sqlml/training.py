@@ -12,7 +12,8 @@ import copy
 import datetime as dt
 import hashlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -124,7 +125,9 @@ def train(
     if opts.seed is not None:
         params["seed"] = opts.seed
     params.update(plan.params)
-    model, used = trainer.fit(train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress)
+    model, used = trainer.fit(
+        train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress
+    )
 
     scores: dict[str, float] = {}
     if valid_data is not None:

@@ -8,8 +8,9 @@ thread when called from a UDF); the contract tests check this against `Booster.p
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,127 @@
+"""The interactive prompt: multi-line statements ended by ';', history, completion of
+keywords, tables, columns and models, SQL highlighting, Ctrl-C to cancel, and the
+meta-commands of duckdb's CLI and psql."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion, WordCompleter
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.lexers import PygmentsLexer
+from pygments.lexers.sql import SqlLexer
+
+from sqlml.api import Session
+from sqlml.dialect import KEYWORDS
+from sqlml.errors import SqlmlError
+from sqlml.render import error_text, table_text
+
+HELP = """\
+Statements end with ';' and may span lines. Meta-commands:
+  .help  \\?          this help
+  .tables \\dt        list tables and views
+  .models \\dm        list models (SHOW MODELS)
+  .timer on|off \\timing   show how long each statement took
+  .quit .exit \\q     leave (or Ctrl-D)
+Ctrl-C cancels the running statement or clears the input."""
+
+EXTRA_KEYWORDS = ("LIMIT", "ORDER", "BY", "JOIN", "LEFT", "GROUP BY", "HAVING", "VALUES", "INTO", "DISTINCT",
+                  "lightgbm_classifier", "lightgbm_regressor", "lightgbm_ranker")  # fmt: skip
+
+
+class NameCompleter(Completer):
+    """Completes keywords and the names the session knows right now."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self.names = names
+
+    def get_completions(self, document: Document, complete_event: object) -> Iterable[Completion]:
+        words = sorted({*KEYWORDS, *EXTRA_KEYWORDS, *self.names()})
+        return WordCompleter(words, ignore_case=True).get_completions(document, complete_event)  # type: ignore[arg-type]
+
+
+class Repl:
+    def __init__(self, session: Session, history: str | None = None) -> None:
+        self.session = session
+        self.timer = False
+        path = history or os.environ.get("SQLML_HISTORY") or str(Path.home() / ".sqlml_history")
+        self.prompt: PromptSession[str] = PromptSession(
+            history=FileHistory(path),
+            lexer=PygmentsLexer(SqlLexer),
+            completer=NameCompleter(self.names),
+            complete_while_typing=False,
+        )
+
+    def names(self) -> list[str]:
+        con = self.session.connection
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT table_name FROM information_schema.tables "
+                "UNION SELECT DISTINCT column_name FROM information_schema.columns"
+            ).fetchall()
+        except Exception:
+            rows = []
+        return [r[0] for r in rows] + self.session.catalog.names()
+
+    def read_statement(self) -> str:
+        lines: list[str] = []
+        while True:
+            text = self.prompt.prompt("sqlml> " if not lines else "   ...> ")
+            lines.append(text)
+            joined = "\n".join(lines).strip()
+            if not joined:
+                lines = []
+                continue
+            if joined.startswith((".", "\\")) or joined.endswith(";"):
+                return joined
+
+    def meta(self, command: str) -> bool:
+        """Run a meta-command; False means leave."""
+        word, _, arg = command.partition(" ")
+        if word in (".quit", ".exit", "\\q"):
+            return False
+        if word in (".help", "\\?", "\\h"):
+            print(HELP)
+        elif word in (".tables", "\\dt"):
+            self.run("SHOW TABLES;")
+        elif word in (".models", "\\dm"):
+            self.run("SHOW MODELS;")
+        elif word in (".timer", "\\timing"):
+            self.timer = {"on": True, "off": False}.get(arg.strip().lower(), not self.timer)
+            print(f"Timer is {'on' if self.timer else 'off'}.")
+        else:
+            print(f"Unknown meta-command {word}. Type .help for the list.")
+        return True
+
+    def run(self, script: str) -> None:
+        started = time.perf_counter()
+        try:
+            for _, result in self.session.run(script):
+                if result is not None:
+                    print(table_text(result.arrow()), end="")
+        except SqlmlError as err:
+            print(error_text(err, "<repl>", script))
+        except KeyboardInterrupt:
+            print("Cancelled.")
+        if self.timer:
+            print(f"Run time: {time.perf_counter() - started:.3f} s")
+
+    def loop(self) -> None:
+        print("sqlml: DuckDB SQL with TRAIN, EVALUATE and PREDICT. Type .help for help, .quit to leave.")
+        while True:
+            try:
+                text = self.read_statement()
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            if text.startswith((".", "\\")):
+                if not self.meta(text):
+                    break
+                continue
+            self.run(text)
