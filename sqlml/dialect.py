@@ -123,6 +123,7 @@ class Sqlml(DuckDB):
             if not isinstance(query, exp.Query):
                 self._fail(f"Expected a query {what}", "Write (SELECT ...) or TABLE name.")
             text = self.sql[start : self._prev.end + 1]
+            query.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
             self._match_r_paren()
             return ast.QuerySource(this=query, text=text)
 
@@ -165,6 +166,7 @@ class Sqlml(DuckDB):
             query = self._parse_statement()
             if not isinstance(query, exp.Query):
                 self._fail("Expected a query after AS", "TRAIN MODEL ... AS SELECT ...")
+            query.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
             node.set("source", ast.QuerySource(this=query, text=self.sql[start : self._prev.end + 1]))
             return node
 

@@ -132,7 +132,14 @@ def encode_label(column: pa.ChunkedArray, label: str, classes: list[Any] | None)
         )
     if classes is None:
         return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    codes = pc.index_in(column, value_set=pa.array(classes, column.type))
+    try:
+        known = pa.array(classes, column.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ExecutionError(
+            f"Label '{label}' has type {column.type}, but the model's classes are {classes}.",
+            hint="Cast the label to the type it had in training.",
+        ) from err
+    codes = pc.index_in(column, value_set=known)
     if codes.null_count:
         unknown = pc.unique(pc.filter(column, pc.is_null(codes))).to_pylist()[:5]
         raise ExecutionError(

@@ -171,6 +171,23 @@ class Binder:
         except SqlmlError as err:
             raise err.located(self.statement.span_of(node))
 
+    def require_columns(
+        self, model: ModelVersion, columns: dict[str, Any], node: exp.Expr, what: str, with_label: bool = False
+    ) -> None:
+        """Check that data has the model's features (and label, group) before it runs."""
+        meta = model.meta
+        lower = {c.lower() for c in columns}
+        needed = [f["name"] for f in meta["features"]]
+        if with_label:
+            needed += [meta["label"]] + ([meta["group"]] if meta.get("group") else [])
+        missing = [name for name in needed if name.lower() not in lower]
+        if missing:
+            raise self.error(
+                f"{what} lacks column(s) {', '.join(missing)} needed by model '{model.name}'.",
+                node,
+                f"Model '{model.name}' version {model.version} uses: {', '.join(needed)}.",
+            )
+
     def predict_all(self, tree: exp.Expr) -> None:
         """Rewrite every PREDICT call in a tree, innermost first."""
         for predict in reversed(list(tree.find_all(ast.Predict))):
@@ -181,14 +198,7 @@ class Binder:
         """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
         model = self.model(node.this)
         source_plan, columns = self.query(node.args["source"], node)
-        lower = {c.lower() for c in columns}
-        missing = [f["name"] for f in model.meta["features"] if f["name"].lower() not in lower]
-        if missing:
-            raise self.error(
-                f"PREDICT input lacks feature column(s) {', '.join(missing)} of model '{model.name}'.",
-                node.this.this,
-                f"Model '{model.name}' version {model.version} needs: {', '.join(f['name'] for f in model.meta['features'])}.",
-            )
+        self.require_columns(model, columns, node.this.this, "PREDICT's input")
         digest = hashlib.sha1(f"{model.path}:{model.meta.get('created_at')}".encode()).hexdigest()[:10]
         udf = f"sqlml_predict_{model.name}_{model.version}_{digest}"
         self.predicts.append(PredictCall(udf, model))
@@ -377,7 +387,9 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe) -> Plan:
         model = binder.model(node.this)
         source = None
         if node.args.get("source") is not None:
-            source, _ = binder.query(node.args["source"], node.args["source"].this)
+            source_node = node.args["source"]
+            source, columns = binder.query(source_node, source_node.this)
+            binder.require_columns(model, columns, source_node.this, "EVALUATE's ON data", with_label=True)
             source = SqlPlan(source.sql, tuple(binder.predicts))
         return EvaluatePlan(model, source)
     if isinstance(node, ast.ShowModels):

@@ -8,13 +8,21 @@ thread when called from a UDF); the contract tests check this against `Booster.p
 from __future__ import annotations
 
 import ctypes
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sqlml.errors import ExecutionError
 from sqlml.models.base import Model, Progress, TrainingData
+
+# LightGBM logs to stdout/stderr by default; the library itself must print nothing.
+_QUIET = logging.getLogger("sqlml.lightgbm")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 _OBJECTIVES = {"classification": "binary", "regression": "regression", "ranking": "lambdarank"}
 
@@ -108,6 +116,8 @@ class LightGBMTrainer:
     ) -> tuple[Model, dict[str, Any]]:
         import lightgbm as lgb
 
+        lgb.register_logger(_QUIET)
+
         def dataset(data: TrainingData, reference: Any = None) -> Any:
             return lgb.Dataset(
                 data.features,
@@ -126,7 +136,13 @@ class LightGBMTrainer:
             callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         if progress is not None:
             callbacks.append(lambda env: progress(env.iteration + 1, env.end_iteration))
-        booster = lgb.train(params, train_set, num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
+        try:
+            booster = lgb.train(params, train_set, num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
+        except lgb.basic.LightGBMError as err:
+            reason = re.sub(r" at \S+, line \d+ \.?", "", str(err)).strip()
+            raise ExecutionError(
+                f"LightGBM could not train: {reason}", hint="Check the WITH parameters against LightGBM's documentation."
+            ) from err
         if valid_sets and booster.best_iteration > 0:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
         return LightGBMModel(booster), params
