@@ -155,15 +155,16 @@ class Binder:
         return found
 
     # -- queries ------------------------------------------------------------------
-    def query(self, source: ast.QuerySource, node: exp.Expr) -> tuple[SqlPlan, dict[str, Any]]:
-        """The SQL to run for a query source (PREDICT calls rewritten) and its columns."""
+    def query(self, source: ast.QuerySource, node: exp.Expr, ctes: str = "") -> tuple[SqlPlan, dict[str, Any]]:
+        """The SQL to run for a query source (PREDICT calls rewritten) and its columns;
+        `ctes` is a WITH clause in scope, needed to describe the source on its own."""
         tree = source.this
         if source.args.get("table") or not any(tree.find_all(ast.Predict)):
             sql = source.args["text"]
         else:
             self.predict_all(tree)
             sql = tree.sql(dialect=Sqlml)
-        return SqlPlan(sql), self.columns(sql, node)
+        return SqlPlan(sql), self.columns(f"{ctes} {sql}" if ctes else sql, node)
 
     def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
         try:
@@ -197,12 +198,24 @@ class Binder:
     def predict(self, node: ast.Predict) -> None:
         """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
         model = self.model(node.this)
-        source_plan, columns = self.query(node.args["source"], node)
+        source_plan, columns = self.query(node.args["source"], node, ctes_in_scope(node))
         self.require_columns(model, columns, node.this.this, "PREDICT's input")
         digest = hashlib.sha1(f"{model.path}:{model.meta.get('created_at')}".encode()).hexdigest()[:10]
         udf = f"sqlml_predict_{model.name}_{model.version}_{digest}"
         self.predicts.append(PredictCall(udf, model))
         node.set("rewrite", predict_sql(udf, model, source_plan.sql))
+
+
+def ctes_in_scope(node: exp.Expr) -> str:
+    """The WITH clause of every query around `node`, outermost first, as one clause."""
+    ctes: list[exp.Expr] = []
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get("with_")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions) + ctes
+        parent = parent.parent
+    return exp.With(expressions=ctes).sql(dialect=Sqlml) if ctes else ""
 
 
 def predict_sql(udf: str, model: ModelVersion, source_sql: str) -> str:
