@@ -54,12 +54,16 @@ class Result:
 
     def df(self) -> Any:
         """All rows as a pandas DataFrame (pandas must be installed)."""
-        return self.arrow().to_pandas()
+        return self._guard(lambda: self._relation().df())
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        table = self.arrow()
-        columns = [c.to_pylist() for c in table.columns]
-        return list(zip(*columns)) if columns else []
+        """All rows as tuples, with DuckDB's Python values (a MAP is a dict)."""
+        return self._guard(lambda: self._relation().fetchall())  # type: ignore[no-any-return]
+
+    def _relation(self) -> duckdb.DuckDBPyRelation:
+        if isinstance(self._output, duckdb.DuckDBPyRelation):
+            return self._output
+        return duckdb.from_arrow(self.arrow())
 
     def show(self) -> None:
         """Print the rows, as DuckDB's relation.show() does."""
@@ -85,6 +89,11 @@ class Session:
     def set_progress(self, factory: Callable[[str], Progress | None]) -> None:
         """Report boosting rounds: `factory(model_name)` returns `progress(round, total)` or None."""
         self.engine.progress = factory
+
+    def interrupt(self) -> None:
+        """Cancel the running statement from another thread (the REPL's Ctrl-C)."""
+        self.engine.cancelled = True
+        self.connection.interrupt()
 
     def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
         """Run a script statement by statement, yielding each statement and its result."""

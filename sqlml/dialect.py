@@ -204,7 +204,7 @@ class Sqlml(DuckDB):
                 f"MODEL {self.sql(e, 'this')}" + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")
             ),
             ast.QuerySource: lambda self, e: (
-                f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({self.sql(e, 'this')})"
+                f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({e.args['text']})"
             ),
             ast.Predict: lambda self, e: (
                 e.args["rewrite"]
@@ -237,7 +237,7 @@ def _train_sql(gen: Any, e: ast.Train) -> str:
     if e.args.get("params"):
         params = ", ".join(f"{p.this.sql()} = {gen.sql(p, 'expression')}" for p in e.args["params"])
         parts += ["WITH", f"({params})"]
-    parts += ["AS", gen.sql(e.args["source"], "this")]
+    parts += ["AS", e.args["source"].args["text"]]
     return " ".join(p for p in parts if p)
 
 

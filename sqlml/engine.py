@@ -54,6 +54,7 @@ class Engine:
         self.catalog = catalog
         self.progress: Callable[[str], Progress | None] = lambda name: None
         self._udfs: set[str] = set()
+        self.cancelled = False
         self.statement: Statement | None = None
         self.handlers: dict[type, Callable[[Any], Output]] = {
             plan.SqlPlan: self.run_sql,
@@ -100,6 +101,7 @@ class Engine:
     # -- handlers -------------------------------------------------------------------
     def execute(self, statement: Statement, bound: plan.Plan) -> Output:
         self.statement = statement
+        self.cancelled = False
         try:
             return self.handlers[type(bound)](bound)
         except SqlmlError as err:
@@ -117,7 +119,15 @@ class Engine:
 
     def run_train(self, p: plan.TrainPlan) -> Output:
         self.register(p.query.predicts)
-        version = training.train(self.fetch, p, self.catalog, self.progress(p.name))
+        shown = self.progress(p.name)
+
+        def progress(done: int, total: int) -> None:
+            if self.cancelled:
+                raise ExecutionError("Training cancelled; the catalog is unchanged.")
+            if shown is not None:
+                shown(done, total)
+
+        version = training.train(self.fetch, p, self.catalog, progress)
         meta = version.meta
         headline = metrics.HEADLINE[meta["task"]]
         return pa.table(

@@ -7,7 +7,7 @@ LightGBM aborts the process on Arrow types it does not know.
 
 >>> import pyarrow as pa
 >>> spec = FeatureSpec("plan", "VARCHAR", "categorical", ["basic", "pro"])
->>> encode_column(pa.chunked_array([["pro", "gold", None]]), spec)[0].to_pylist()
+>>> encode_column(pa.chunked_array([["pro", "gold", None]]), spec).to_pylist()
 [1.0, None, None]
 """
 

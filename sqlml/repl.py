@@ -5,8 +5,10 @@ meta-commands of duckdb's CLI and psql."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -99,15 +101,34 @@ class Repl:
         return True
 
     def run(self, script: str) -> None:
+        """Run a script in a worker thread, so Ctrl-C here can interrupt DuckDB or LightGBM."""
         started = time.perf_counter()
-        try:
-            for _, result in self.session.run(script):
-                if result is not None:
-                    print(table_text(result.arrow()), end="")
-        except SqlmlError as err:
-            print(error_text(err, "<repl>", script))
-        except KeyboardInterrupt:
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["tables"] = [r.arrow() for _, r in self.session.run(script) if r is not None]
+            except BaseException as err:  # handed to the main thread
+                outcome["error"] = err
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        cancelled = False
+        while worker.is_alive():
+            try:
+                worker.join(0.05)
+            except KeyboardInterrupt:
+                cancelled = True
+                self.session.interrupt()
+        error = outcome.get("error")
+        if cancelled:
             print("Cancelled.")
+        elif isinstance(error, SqlmlError):
+            print(error_text(error, "<repl>", script))
+        elif error is not None:
+            raise error
+        for table in outcome.get("tables", []):
+            print(table_text(table), end="")
         if self.timer:
             print(f"Run time: {time.perf_counter() - started:.3f} s")
 

@@ -26,7 +26,9 @@ def con(catalog: Path) -> sqlml.Session:
     session.close()
 
 
-def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """`python -m sqlml ARGS` as a separate process."""
     env = {k: v for k, v in os.environ.items() if k != "SQLML_CATALOG"}
     return subprocess.run(

@@ -49,7 +49,11 @@ def pristine(tmp_path_factory) -> Path:
 
 def snapshot(root: Path) -> tuple[dict, dict]:
     catalog = root / "catalog"
-    files = {str(p.relative_to(catalog)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(catalog.rglob("*")) if p.is_file()}
+    files = {
+        str(p.relative_to(catalog)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(catalog.rglob("*"))
+        if p.is_file()
+    }
     con = duckdb.connect(str(root / "db.duckdb"), read_only=True)
     try:
         names = [r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]

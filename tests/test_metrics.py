@@ -39,7 +39,9 @@ def test_multiclass_metrics(seed, n, k):
     got = metrics.evaluate("multiclass", y, proba)
     pred = proba.argmax(axis=1)
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-9)
-    assert got["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro", labels=np.unique(np.r_[y, pred])), abs=1e-9)
+    assert got["macro_f1"] == pytest.approx(
+        skm.f1_score(y, pred, average="macro", labels=np.unique(np.r_[y, pred])), abs=1e-9
+    )
     assert got["logloss"] == pytest.approx(skm.log_loss(y, proba, labels=np.arange(k)), abs=1e-9)
 
 
@@ -65,9 +67,7 @@ def test_ndcg_with_ties_and_ragged_groups(seed, sizes, levels):
     bounds = np.r_[0, np.cumsum(sizes)]
     got = metrics.evaluate("ranking", y, score, sizes)
     for k in (1, 5, 10):
-        expected = np.mean(
-            [skm.ndcg_score([y[a:b]], [score[a:b]], k=k) for a, b in zip(bounds[:-1], bounds[1:])]
-        )
+        expected = np.mean([skm.ndcg_score([y[a:b]], [score[a:b]], k=k) for a, b in zip(bounds[:-1], bounds[1:])])
         assert got[f"ndcg_at_{k}"] == pytest.approx(expected, abs=1e-9)
 
 

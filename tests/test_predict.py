@@ -27,7 +27,17 @@ def trained(con):
 
 def test_output_columns_and_types(trained):
     result = trained.sql("SELECT * FROM PREDICT(MODEL churn, TABLE customers) LIMIT 1")
-    assert result.columns == ["id", "tenure", "plan", "spend", "churned", "prediction", "probability", "probabilities", "model_version"]
+    assert result.columns == [
+        "id",
+        "tenure",
+        "plan",
+        "spend",
+        "churned",
+        "prediction",
+        "probability",
+        "probabilities",
+        "model_version",
+    ]
     row = result.arrow().to_pylist()[0]
     assert isinstance(row["prediction"], bool)
     assert row["model_version"] == 1
@@ -38,7 +48,9 @@ def test_matches_booster_on_nulls_and_categories(trained):
     """NULL features reach the model as missing; categories use the stored mapping."""
     version = trained.catalog.get("churn")
     booster = lgb.Booster(model_str=version.model_text())
-    table = trained.sql("SELECT tenure, plan, spend, probability FROM PREDICT(MODEL churn, TABLE customers) ORDER BY id").arrow()
+    table = trained.sql(
+        "SELECT tenure, plan, spend, probability FROM PREDICT(MODEL churn, TABLE customers) ORDER BY id"
+    ).arrow()
     codes = {c: float(i) for i, c in enumerate(["basic", "pro", "team"])}
     X = np.column_stack(
         [
@@ -56,9 +68,13 @@ def test_unseen_category_is_missing_and_counted(trained):
         "SELECT probability FROM PREDICT(MODEL churn, (SELECT 5 AS tenure, 'enterprise' AS plan, 10.0 AS spend))"
     ).fetchall()[0][0]
     assert got == pytest.approx(booster.predict(np.array([[5.0, np.nan, 10.0]]))[0], abs=1e-12)
-    row = trained.sql(
-        "EVALUATE MODEL churn ON (SELECT * REPLACE (CASE WHEN id < 30 THEN 'enterprise' ELSE plan END AS plan) FROM customers)"
-    ).arrow().to_pylist()[0]
+    row = (
+        trained.sql(
+            "EVALUATE MODEL churn ON (SELECT * REPLACE (CASE WHEN id < 30 THEN 'enterprise' ELSE plan END AS plan) FROM customers)"
+        )
+        .arrow()
+        .to_pylist()[0]
+    )
     assert row["unseen_categories"] == 30
 
 
@@ -70,25 +86,33 @@ def test_in_joins_ctes_insert_and_copy(trained, tmp_path):
     ).fetchall()
     assert [r[0] for r in joined] == list(range(1990, 2000))
     con.execute("CREATE TABLE scored (id BIGINT, churn_probability DOUBLE)")
-    con.execute("INSERT INTO scored SELECT id, probability FROM PREDICT(MODEL churn, (SELECT * FROM customers WHERE id < 100))")
+    con.execute(
+        "INSERT INTO scored SELECT id, probability FROM PREDICT(MODEL churn, (SELECT * FROM customers WHERE id < 100))"
+    )
     assert con.sql("SELECT count(*) FROM scored").fetchall() == [(100,)]
     out = tmp_path / "scored.parquet"
     con.execute(f"COPY (SELECT id, prediction FROM PREDICT(MODEL churn, TABLE customers)) TO '{out}' (FORMAT parquet)")
     assert con.sql(f"SELECT count(*) FROM '{out}'").fetchall() == [(2000,)]
     # the same rows as the join-free query
-    direct = con.sql("SELECT id, probability FROM PREDICT(MODEL churn, (SELECT * FROM customers WHERE id < 100)) ORDER BY id").fetchall()
+    direct = con.sql(
+        "SELECT id, probability FROM PREDICT(MODEL churn, (SELECT * FROM customers WHERE id < 100)) ORDER BY id"
+    ).fetchall()
     assert con.sql("SELECT * FROM scored ORDER BY id").fetchall() == direct
 
 
 def test_extra_columns_pass_through_and_versions_pin(trained):
     con = trained
-    con.execute("TRAIN MODEL churn USING lightgbm_classifier LABEL churned EXCLUDE (id) WITH (num_boost_round = 5) AS SELECT * FROM customers")
+    con.execute(
+        "TRAIN MODEL churn USING lightgbm_classifier LABEL churned EXCLUDE (id) WITH (num_boost_round = 5) AS SELECT * FROM customers"
+    )
     rows = con.sql(
         "SELECT DISTINCT model_version FROM PREDICT(MODEL churn VERSION 1, (SELECT *, 'x' AS note FROM customers))"
     ).fetchall()
     assert rows == [(1,)]
     assert con.sql("SELECT DISTINCT model_version FROM PREDICT(MODEL churn, TABLE customers)").fetchall() == [(2,)]
-    assert "note" in con.sql("SELECT * FROM PREDICT(MODEL churn, (SELECT *, 'x' AS note FROM customers)) LIMIT 1").columns
+    assert (
+        "note" in con.sql("SELECT * FROM PREDICT(MODEL churn, (SELECT *, 'x' AS note FROM customers)) LIMIT 1").columns
+    )
 
 
 def test_varchar_labels_come_back_as_varchar(con):
@@ -108,7 +132,10 @@ def test_python_objects_are_queryable(con):
     frame = pd.DataFrame({"x": np.arange(600) % 10 * 1.0, "y": (np.arange(600) % 10) > 4})
     con.sql("TRAIN MODEL fromdf USING lightgbm_classifier LABEL y WITH (num_boost_round = 5) AS SELECT * FROM frame")
     arrow_rows = pa.table({"x": [1.0, 9.0]})
-    assert [r[0] for r in con.sql("SELECT prediction FROM PREDICT(MODEL fromdf, TABLE arrow_rows)").fetchall()] == [False, True]
+    assert [r[0] for r in con.sql("SELECT prediction FROM PREDICT(MODEL fromdf, TABLE arrow_rows)").fetchall()] == [
+        False,
+        True,
+    ]
 
 
 def test_failed_statement_changes_nothing(trained):

@@ -33,7 +33,9 @@ def direct(objective: dict, X: np.ndarray, y: np.ndarray, group: np.ndarray | No
 def test_binary_breast_cancer(con):
     X, y = datasets.load_breast_cancer(return_X_y=True)
     load(con, "bc", X, y.astype(np.int64))
-    con.execute(f"TRAIN MODEL bc USING lightgbm_classifier LABEL y EXCLUDE (row_id) WITH ({with_clause()}) AS SELECT * FROM bc")
+    con.execute(
+        f"TRAIN MODEL bc USING lightgbm_classifier LABEL y EXCLUDE (row_id) WITH ({with_clause()}) AS SELECT * FROM bc"
+    )
     got = con.sql("SELECT probability, prediction FROM PREDICT(MODEL bc, TABLE bc) ORDER BY row_id").arrow()
     expected = direct({"objective": "binary"}, X, y).predict(X)
     np.testing.assert_allclose(got["probability"].to_numpy(), expected, rtol=0, atol=1e-9)
@@ -57,7 +59,9 @@ def test_binary_breast_cancer(con):
 def test_multiclass_wine(con):
     X, y = datasets.load_wine(return_X_y=True)
     load(con, "wine", X, y.astype(np.int32))
-    con.execute(f"TRAIN MODEL wine USING lightgbm_classifier LABEL y EXCLUDE (row_id) WITH ({with_clause()}) AS SELECT * FROM wine")
+    con.execute(
+        f"TRAIN MODEL wine USING lightgbm_classifier LABEL y EXCLUDE (row_id) WITH ({with_clause()}) AS SELECT * FROM wine"
+    )
     got = con.sql(
         "SELECT prediction, probability, map_extract_value(probabilities, 0) AS p0, "
         "map_extract_value(probabilities, 1) AS p1, map_extract_value(probabilities, 2) AS p2 "

@@ -141,7 +141,8 @@ class LightGBMTrainer:
         except lgb.basic.LightGBMError as err:
             reason = re.sub(r" at \S+, line \d+ \.?", "", str(err)).strip()
             raise ExecutionError(
-                f"LightGBM could not train: {reason}", hint="Check the WITH parameters against LightGBM's documentation."
+                f"LightGBM could not train: {reason}",
+                hint="Check the WITH parameters against LightGBM's documentation.",
             ) from err
         if valid_sets and booster.best_iteration > 0:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
