@@ -129,9 +129,9 @@ def test_python_objects_are_queryable(con):
     import pandas as pd
     import pyarrow as pa
 
-    frame = pd.DataFrame({"x": np.arange(600) % 10 * 1.0, "y": (np.arange(600) % 10) > 4})
+    frame = pd.DataFrame({"x": np.arange(600) % 10 * 1.0, "y": (np.arange(600) % 10) > 4})  # noqa: F841 (queried by name)
     con.sql("TRAIN MODEL fromdf USING lightgbm_classifier LABEL y WITH (num_boost_round = 5) AS SELECT * FROM frame")
-    arrow_rows = pa.table({"x": [1.0, 9.0]})
+    arrow_rows = pa.table({"x": [1.0, 9.0]})  # noqa: F841 (queried by name)
     assert [r[0] for r in con.sql("SELECT prediction FROM PREDICT(MODEL fromdf, TABLE arrow_rows)").fetchall()] == [
         False,
         True,
