@@ -96,10 +96,11 @@ def encode(table: pa.Table, specs: list[FeatureSpec]) -> tuple[pa.Table, int]:
 
 
 def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:
-    """A column-major float64 matrix (features x rows), NULL as NaN; one copy per column."""
-    out = np.empty((len(columns), rows), dtype=np.float64)
+    """A row-major float64 matrix (rows x features), NULL as NaN: the layout LightGBM predicts
+    fastest from, filled one column at a time."""
+    out = np.empty((rows, len(columns)), dtype=np.float64)
     for i, col in enumerate(columns):
-        out[i] = (
+        out[:, i] = (
             col.to_numpy(zero_copy_only=False)
             if col.null_count == 0
             else pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)

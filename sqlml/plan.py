@@ -218,19 +218,48 @@ def ctes_in_scope(node: exp.Expr) -> str:
     return exp.With(expressions=ctes).sql(dialect=Sqlml) if ctes else ""
 
 
+def sql_literal(value: Any) -> str:
+    """A Python label value as a DuckDB literal."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def output_columns(meta: dict[str, Any], score: str) -> list[str]:
+    """PREDICT's output columns as SQL over the scoring function's result `score`.
+
+    Classes are attached here, in SQL, so DuckDB computes only the columns a query uses.
+    """
+    if meta["task"] not in ("binary", "multiclass"):
+        return [f"{score} AS prediction"]
+    label_type = meta["label_type"]
+    classes = f"[{', '.join(sql_literal(c) for c in meta['classes'])}]::{label_type}[]"
+    if meta["task"] == "binary":
+        first, second = (sql_literal(c) for c in meta["classes"])
+        return [
+            f"CAST(CASE WHEN {score} > 0.5 THEN {second} ELSE {first} END AS {label_type}) AS prediction",
+            f"{score} AS probability",
+            f"MAP({classes}, [1 - {score}, {score}]) AS probabilities",
+        ]
+    return [
+        f"list_extract({classes}, list_position({score}, list_max({score}))) AS prediction",
+        f"list_max({score}) AS probability",
+        f"MAP({classes}, {score}) AS probabilities",
+    ]
+
+
 def predict_sql(udf: str, model: ModelVersion, source_sql: str) -> str:
     """The subquery a PREDICT call becomes: input columns plus the model's output columns."""
     args = ", ".join(
         f"{quote(f['name'])} := CAST({quote(f['name'])} AS {'DOUBLE' if f['kind'] == 'numeric' else 'VARCHAR'})"
         for f in model.meta["features"]
     )
-    outputs = ["prediction"]
-    if model.meta["task"] in ("binary", "multiclass"):
-        outputs += ["probability", "probabilities"]
-    picks = ", ".join(f'"__sqlml_out".{o} AS {o}' for o in outputs)
+    outputs = ", ".join(output_columns(model.meta, '"__sqlml_score"'))
     return (
-        f'(SELECT * EXCLUDE ("__sqlml_out"), {picks}, {model.version} AS model_version '
-        f'FROM (SELECT *, {udf}(struct_pack({args})) AS "__sqlml_out" FROM ({source_sql}) AS __sqlml_input))'
+        f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {model.version} AS model_version '
+        f'FROM (SELECT *, {udf}(struct_pack({args})) AS "__sqlml_score" FROM ({source_sql}) AS __sqlml_input))'
     )
 
 

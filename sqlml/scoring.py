@@ -19,12 +19,6 @@ from sqlml.errors import ExecutionError
 from sqlml.features import FeatureSpec, quote
 from sqlml.models import Model
 
-_ARROW_TYPES = {
-    "BOOLEAN": pa.bool_(), "TINYINT": pa.int8(), "SMALLINT": pa.int16(), "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(), "UTINYINT": pa.uint8(), "USMALLINT": pa.uint16(), "UINTEGER": pa.uint32(),
-    "UBIGINT": pa.uint64(), "VARCHAR": pa.string(),
-}  # fmt: skip
-
 
 def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     trainer = models.get(model.meta["trainer"])
@@ -37,11 +31,9 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
 
 
 def output_type(meta: dict[str, Any]) -> str:
-    """The DuckDB type of the scoring function's STRUCT result."""
-    if meta["task"] in ("binary", "multiclass"):
-        label = meta["label_type"]
-        return f"STRUCT(prediction {label}, probability DOUBLE, probabilities MAP({label}, DOUBLE))"
-    return "STRUCT(prediction DOUBLE)"
+    """The DuckDB type of the scoring function's result: the raw score, or for a multiclass
+    model the list of class probabilities. Classes are attached in SQL (see plan.predict_sql)."""
+    return "DOUBLE[]" if meta["task"] == "multiclass" else "DOUBLE"
 
 
 def input_type(specs: list[FeatureSpec]) -> str:
@@ -49,41 +41,23 @@ def input_type(specs: list[FeatureSpec]) -> str:
     return f"STRUCT({fields})"
 
 
-def class_outputs(meta: dict[str, Any], score: np.ndarray) -> dict[str, pa.Array]:
-    """prediction, probability and probabilities for a classifier's scores."""
-    classes = pa.array(meta["classes"], _ARROW_TYPES.get(meta["label_type"]))
-    proba = np.column_stack([1 - score, score]) if score.ndim == 1 else score
-    code = np.argmax(proba, axis=1)
-    rows, k = proba.shape
-    probabilities = pa.MapArray.from_arrays(
-        pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
-        classes.take(pa.array(np.tile(np.arange(k), rows))),
-        pa.array(proba.ravel()),
-    )
-    return {
-        "prediction": classes.take(pa.array(code)),
-        "probability": pa.array(score if score.ndim == 1 else proba[np.arange(rows), code]),
-        "probabilities": probabilities,
-    }
-
-
 def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Array], str, str]:
-    """The UDF for PREDICT: (function, input STRUCT type, output STRUCT type)."""
+    """The UDF for PREDICT: (function, input STRUCT type, output type)."""
     model, specs = load(model_version)
-    meta = model_version.meta
 
     def score(struct: pa.StructArray | pa.ChunkedArray) -> pa.Array:
         if isinstance(struct, pa.ChunkedArray):
             struct = struct.combine_chunks()
         columns = [features.encode_column(col, spec) for col, spec in zip(struct.flatten(), specs)]
         out = model.predict(features.to_matrix(columns, len(struct)), threads=1)
-        if meta["task"] in ("binary", "multiclass"):
-            fields = class_outputs(meta, out)
-        else:
-            fields = {"prediction": pa.array(out)}
-        return pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+        if out.ndim == 2:
+            rows, k = out.shape
+            return pa.ListArray.from_arrays(
+                pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)), pa.array(out.ravel())
+            )
+        return pa.array(out)
 
-    return score, input_type(specs), output_type(meta)
+    return score, input_type(specs), output_type(model_version.meta)
 
 
 def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None) -> dict[str, Any]:

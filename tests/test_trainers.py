@@ -30,7 +30,7 @@ def data_for(trainer, seed: int = 0) -> TrainingData:
 
 
 def matrix(data: TrainingData) -> np.ndarray:
-    return np.vstack([c.to_numpy() for c in data.features.columns])
+    return np.column_stack([c.to_numpy() for c in data.features.columns])
 
 
 def fit(trainer, data, **params):
@@ -54,7 +54,7 @@ def test_fast_predict_equals_booster_predict(trainer):
     model, _ = fit(trainer, data)
     X = matrix(data)
     for threads in (0, 1):
-        np.testing.assert_allclose(model.predict(X, threads=threads), model.booster.predict(X.T), atol=1e-12)
+        np.testing.assert_allclose(model.predict(X, threads=threads), model.booster.predict(X), atol=1e-12)
 
 
 def test_seed_makes_training_deterministic(trainer):

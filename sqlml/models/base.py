@@ -1,6 +1,6 @@
 """The trainer protocol and the data a trainer receives.
 
-A trainer turns `TrainingData` into a `Model`; a `Model` scores a column-major feature
+A trainer turns `TrainingData` into a `Model`; a `Model` scores a row-major feature
 matrix and serialises itself to text (never pickle).
 """
 
@@ -36,7 +36,7 @@ class Model(Protocol):
     """A trained model."""
 
     def predict(self, matrix: np.ndarray, threads: int = 0) -> np.ndarray:
-        """Scores for a (features x rows) float64 matrix: P(positive), an (n x k) probability
+        """Scores for a (rows x features) float64 matrix: P(positive), an (n x k) probability
         matrix, a value or a ranking score, by task."""
         ...
 

@@ -1,8 +1,8 @@
 """LightGBM trainers: lightgbm_classifier, lightgbm_regressor, lightgbm_ranker.
 
-`lightgbm` is imported on first use, so starting the CLI stays fast. Models predict through
-LightGBM's C API on column-major matrices (no transposing copy, one thread per DuckDB
-thread when called from a UDF); the contract tests check this against `Booster.predict`.
+`lightgbm` is imported on first use, so starting the CLI stays fast. Models predict with one
+call into LightGBM's C API per batch (no per-call Python set-up, one LightGBM thread per
+DuckDB thread when called from PREDICT); the contract tests check it against `Booster.predict`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def known_params() -> set[str]:
 
 
 class LightGBMModel:
-    """A LightGBM booster with a fast column-major predict."""
+    """A LightGBM booster with a lean predict: one C call, no per-call Python set-up."""
 
     def __init__(self, booster: Any) -> None:
         self.booster = booster
@@ -48,7 +48,7 @@ class LightGBMModel:
     def predict(self, matrix: np.ndarray, threads: int = 0) -> np.ndarray:
         from lightgbm.basic import _LIB, _c_str, _safe_call
 
-        features, rows = matrix.shape
+        rows, features = matrix.shape
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         out = np.empty(rows * self.num_outputs, dtype=np.float64)
         written = ctypes.c_int64(0)
@@ -60,7 +60,7 @@ class LightGBMModel:
                 ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
                 ctypes.c_int32(rows),
                 ctypes.c_int32(features),
-                ctypes.c_int(0),  # column-major
+                ctypes.c_int(1),  # row-major
                 ctypes.c_int(0),  # C_API_PREDICT_NORMAL
                 ctypes.c_int(0),
                 ctypes.c_int(-1),
