@@ -82,4 +82,22 @@ class Predict(exp.Expression):
     arg_types = {"this": True, "source": True, "rewrite": False}
 
 
+class WindowTable(exp.Expression):
+    """`TABLE(TUMBLE|HOP|CUMULATE|SESSION(TABLE t [PARTITION BY k], DESCRIPTOR(ts), size, ...)) [AS alias]`.
+
+    `this` is the kind, `table` the source, `time` the time column, `sizes` the INTERVALs;
+    `rewrite` is the DuckDB SQL the planner puts in its place.
+    """
+
+    arg_types = {
+        "this": True,
+        "table": True,
+        "partition": False,
+        "time": True,
+        "sizes": True,
+        "alias": False,
+        "rewrite": False,
+    }
+
+
 STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel)

@@ -28,6 +28,8 @@ KEYWORDS = (
     "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS",
 )  # fmt: skip
 
+WINDOW_KINDS = {"TUMBLE": ("size",), "HOP": ("slide", "size"), "CUMULATE": ("step", "max_size"), "SESSION": ("gap",)}
+
 # (first word, second word) of each statement of our own
 _HEADS = {
     ("TRAIN", "MODEL"): "_parse_train",
@@ -189,6 +191,64 @@ class Sqlml(DuckDB):
             exists = self._exists(("IF", "EXISTS"))
             return ast.DropModel(this=self._model_ref(), exists=exists)
 
+        def _parse_table(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
+            if (
+                self._curr
+                and self._curr.token_type == TokenType.TABLE
+                and self._next
+                and self._next.token_type == TokenType.L_PAREN
+                and self._index + 2 < len(self._tokens)
+                and self._tokens[self._index + 2].text.upper() in WINDOW_KINDS
+            ):
+                return self._parse_window_table()
+            return super()._parse_table(*args, **kwargs)
+
+        def _parse_window_table(self) -> ast.WindowTable:
+            self._advance(2)
+            kind = self._curr.text.upper()  # type: ignore[union-attr]
+            kind_token = self._curr
+            self._advance()
+            usage = f"{kind}(TABLE t, DESCRIPTOR(time_column), " + ", ".join(WINDOW_KINDS[kind]) + ")"
+            if not self._match(TokenType.L_PAREN) or not self._match(TokenType.TABLE):
+                self._fail(f"Expected TABLE name as {kind}'s first argument", usage)
+            node = ast.WindowTable(this=kind, table=self._parse_table_parts())
+            node.meta.update(start=kind_token.start, end=kind_token.end)  # type: ignore[union-attr]
+            if self._match(TokenType.PARTITION_BY) or self._match_text_seq("PARTITION", "BY"):
+                if kind != "SESSION":
+                    self._fail(f"{kind} takes no PARTITION BY", usage)
+                keys = [self._name("a partition column")]
+                while (
+                    self._curr
+                    and self._curr.token_type == TokenType.COMMA
+                    and self._next
+                    and self._next.text.upper() != "DESCRIPTOR"
+                ):
+                    self._advance()
+                    keys.append(self._name("a partition column"))
+                node.set("partition", keys)
+            if not self._match(TokenType.COMMA) or not self._match_text_seq("DESCRIPTOR"):
+                self._fail(f"Expected DESCRIPTOR(time_column) as {kind}'s second argument", usage)
+            self._match(TokenType.L_PAREN)
+            node.set("time", self._name("the time column in DESCRIPTOR(...)"))
+            self._match_r_paren()
+            sizes = []
+            for _ in WINDOW_KINDS[kind]:
+                if not self._match(TokenType.COMMA):
+                    self._fail(f"{kind} needs {len(WINDOW_KINDS[kind])} size argument(s)", usage)
+                start = self._curr.start if self._curr else 0
+                size = self._parse_bitwise()
+                if size is None:
+                    self._fail(f"Expected an INTERVAL in {kind}", usage)
+                size.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
+                sizes.append(size)
+            node.set("sizes", sizes)
+            if not self._match(TokenType.R_PAREN):
+                self._fail(f"Expected ) to close {kind}(...)", usage)
+            if not self._match(TokenType.R_PAREN):
+                self._fail("Expected ) to close TABLE(...)")
+            node.set("alias", self._parse_table_alias())
+            return node
+
         def _parse_predict(self) -> ast.Predict:
             self._expect("MODEL", "as PREDICT's first argument: PREDICT(MODEL name, ...)")
             ref = self._model_ref()
@@ -212,6 +272,7 @@ class Sqlml(DuckDB):
                 else f"PREDICT({self.sql(e, 'this')}, {self.sql(e, 'source')})"
             ),
             ast.Train: lambda self, e: _train_sql(self, e),
+            ast.WindowTable: lambda self, e: _window_table_sql(self, e),
             ast.Evaluate: lambda self, e: (
                 f"EVALUATE {self.sql(e, 'this')}" + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else "")
             ),
@@ -239,6 +300,15 @@ def _train_sql(gen: Any, e: ast.Train) -> str:
         parts += ["WITH", f"({params})"]
     parts += ["AS", e.args["source"].args["text"]]
     return " ".join(p for p in parts if p)
+
+
+def _window_table_sql(gen: Any, e: ast.WindowTable) -> str:
+    alias = f" AS {gen.sql(e, 'alias')}" if e.args.get("alias") else ""
+    if e.args.get("rewrite"):
+        return f"({e.args['rewrite']}){alias}"
+    partition = f" PARTITION BY {gen.expressions(e, 'partition', flat=True)}" if e.args.get("partition") else ""
+    sizes = ", ".join(gen.sql(s) for s in e.args["sizes"])
+    return f"TABLE({e.this}(TABLE {gen.sql(e, 'table')}{partition}, DESCRIPTOR({gen.sql(e, 'time')}), {sizes})){alias}"
 
 
 @dataclass(frozen=True)
@@ -292,7 +362,11 @@ def parse(script: str) -> list[Statement]:
 def _is_ours(chunk: list[Token]) -> bool:
     if len(chunk) > 1 and (chunk[0].text.upper(), chunk[1].text.upper()) in _HEADS:
         return True
-    return any(a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN for a, b in zip(chunk, chunk[1:]))
+    return any(
+        (a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN)
+        or (a.token_type == TokenType.TABLE and b.token_type == TokenType.L_PAREN and c.text.upper() in WINDOW_KINDS)
+        for a, b, c in zip(chunk, chunk[1:], chunk[2:] + [chunk[-1]])
+    )
 
 
 def _parse_chunk(script: str, chunk: list[Token]) -> Statement:

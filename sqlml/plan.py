@@ -18,9 +18,10 @@ from sqlglot import exp
 
 from sqlml import ast, models
 from sqlml.catalog import Catalog, ModelVersion, check_name
-from sqlml.dialect import Sqlml, Statement
+from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement
 from sqlml.errors import BindError, SqlmlError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, quote
+from sqlml.stream.window import WindowSpec, window_sql
 
 Describe = Callable[[str], list[tuple[str, Any]]]
 
@@ -159,10 +160,10 @@ class Binder:
         """The SQL to run for a query source (PREDICT calls rewritten) and its columns;
         `ctes` is a WITH clause in scope, needed to describe the source on its own."""
         tree = source.this
-        if source.args.get("table") or not any(tree.find_all(ast.Predict)):
+        if source.args.get("table") or not any(tree.find_all(ast.Predict, ast.WindowTable)):
             sql = source.args["text"]
         else:
-            self.predict_all(tree)
+            self.rewrite_all(tree)
             sql = tree.sql(dialect=Sqlml)
         return SqlPlan(sql), self.columns(f"{ctes} {sql}" if ctes else sql, node)
 
@@ -189,11 +190,40 @@ class Binder:
                 f"Model '{model.name}' version {model.version} uses: {', '.join(needed)}.",
             )
 
-    def predict_all(self, tree: exp.Expr) -> None:
-        """Rewrite every PREDICT call in a tree, innermost first."""
+    def rewrite_all(self, tree: exp.Expr) -> None:
+        """Rewrite every window table function, then every PREDICT call, innermost first."""
+        for window in reversed(list(tree.find_all(ast.WindowTable))):
+            if not window.args.get("rewrite"):
+                self.window(window)
         for predict in reversed(list(tree.find_all(ast.Predict))):
             if not predict.args.get("rewrite"):
                 self.predict(predict)
+
+    def window(self, node: ast.WindowTable) -> None:
+        """Check a window table function and rewrite it into DuckDB SQL over its table."""
+        kind = node.this
+        table = node.args["table"]
+        source_sql = f"SELECT * FROM {table.sql(dialect=Sqlml)}"
+        columns = self.columns(source_sql, table)
+        time = self.column(node.args["time"], columns, "time")
+        type_id = getattr(columns[time], "id", str(columns[time]).lower())
+        if not type_id.startswith("timestamp"):
+            raise self.error(
+                f"The time column '{time}' of {kind} has type {columns[time]}; it must be a TIMESTAMP.",
+                node.args["time"],
+                f"Convert it in a view first, e.g. to_timestamp({time}) or make_timestamp({time} * 1000) for epoch milliseconds.",
+            )
+        partition = tuple(self.column(k, columns, "partition") for k in node.args.get("partition") or [])
+        sizes = tuple(
+            interval_us(self, size, f"{kind}'s {name}") for size, name in zip(node.args["sizes"], WINDOW_KINDS[kind])
+        )
+        if kind in ("HOP", "CUMULATE") and sizes[1] % sizes[0]:
+            small, big = WINDOW_KINDS[kind]
+            raise self.error(
+                f"{kind}'s {big} must be a whole multiple of its {small}.", node.args["sizes"][1],
+                f"For example {small} = INTERVAL '2' SECOND with {big} = INTERVAL '10' SECOND.",
+            )  # fmt: skip
+        node.set("rewrite", window_sql(WindowSpec(kind, time, sizes, partition), source_sql))
 
     def predict(self, node: ast.Predict) -> None:
         """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
@@ -204,6 +234,32 @@ class Binder:
         udf = f"sqlml_predict_{model.name}_{model.version}_{digest}"
         self.predicts.append(PredictCall(udf, model))
         node.set("rewrite", predict_sql(udf, model, source_plan.sql))
+
+
+_MICROSECONDS = {
+    "MICROSECOND": 1, "MILLISECOND": 1_000, "SECOND": 1_000_000, "MINUTE": 60_000_000,
+    "HOUR": 3_600_000_000, "DAY": 86_400_000_000, "WEEK": 604_800_000_000,
+}  # fmt: skip
+
+
+def interval_us(binder: Binder, node: exp.Expr, what: str) -> int:
+    """A fixed-length INTERVAL literal in whole microseconds (months and years vary in length)."""
+    unit = node.args.get("unit") if isinstance(node, exp.Interval) else None
+    name = unit.name.upper().rstrip("S") if unit is not None else ""
+    try:
+        amount = float(node.this.name) if isinstance(node, exp.Interval) else None
+    except ValueError:
+        amount = None
+    if amount is None or name not in _MICROSECONDS:
+        raise binder.error(
+            f"{what} must be a fixed-length INTERVAL, not {node.sql(dialect=Sqlml)}.",
+            node,
+            "Write INTERVAL 'n' SECOND (or MILLISECOND, MINUTE, HOUR, DAY); months and years vary in length.",
+        )
+    micros = int(round(amount * _MICROSECONDS[name]))
+    if micros <= 0:
+        raise binder.error(f"{what} must be longer than zero.", node)
+    return micros
 
 
 def ctes_in_scope(node: exp.Expr) -> str:
@@ -447,6 +503,6 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe) -> Plan:
             model = binder.model(ref)
             return DropModelPlan(model.name, model.version if ref.args.get("version") else None, exists)
         return DropModelPlan(ref.name, None, exists)
-    # a query that calls PREDICT
-    binder.predict_all(node)
+    # a query that calls PREDICT or a window table function
+    binder.rewrite_all(node)
     return SqlPlan(node.sql(dialect=Sqlml), tuple(binder.predicts))

@@ -1,0 +1,1 @@
+"""Streams: window table functions, sources, event time and watermarks, the micro-batch runner."""
