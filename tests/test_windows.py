@@ -98,7 +98,7 @@ def test_window_query_shapes_on_a_table(con):
     top = con.sql(
         "SELECT * FROM (SELECT window_start, window_end, item_id, count(*) AS n, "
         "row_number() OVER (PARTITION BY window_start, window_end ORDER BY count(*) DESC, item_id) AS rn "
-        "FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY ALL) WHERE rn <= 1 ORDER BY 1"
+        "FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, item_id) WHERE rn <= 1 ORDER BY 1"
     ).fetchall()
     assert len(top) == 12
     joined = con.sql(
