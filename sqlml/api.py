@@ -18,8 +18,10 @@ import pyarrow as pa
 
 from sqlml.catalog import Catalog
 from sqlml.dialect import Statement, parse
-from sqlml.engine import Engine, Output, duckdb_error
+from sqlml.engine import Engine, Output, StreamOutput, duckdb_error
+from sqlml.errors import SqlmlError
 from sqlml.models.base import Progress
+from sqlml.stream.source import PythonSource
 
 DEFAULT_CATALOG = "catalog"
 
@@ -97,9 +99,34 @@ class Session:
 
     def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
         """Run a script statement by statement, yielding each statement and its result."""
-        for statement in parse(script):
-            output = self.engine.execute(statement, self.engine.bind(statement))
-            yield statement, None if output is None else Result(output, statement)
+        for parsed in parse(script):
+            statement, bound = self.engine.bind(parsed)
+            output = self.engine.execute(statement, bound)
+            if isinstance(output, StreamOutput):
+                for table in self._guarded(statement, output):
+                    yield statement, Result(table, statement)
+            else:
+                yield statement, None if output is None else Result(output, statement)
+
+    def _guarded(self, statement: Statement, output: StreamOutput) -> Iterator[pa.Table]:
+        try:
+            yield from output
+        except duckdb.Error as err:
+            raise duckdb_error(err, statement) from err
+        except SqlmlError as err:
+            raise err.located(statement.span)
+
+    def stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """Run a continuous SELECT, yielding Arrow record batches as windows close."""
+        for _, result in self.run(sql):
+            if result is not None:
+                yield from result.arrow().to_batches()
+
+    def push(self, stream: str, data: Any) -> None:
+        """Append events (a pyarrow Table or pandas DataFrame) to a stream with connector = 'python'."""
+        definition = self.engine.streams.require(stream)
+        source = self.engine.python_sources.setdefault(definition.name, PythonSource(self.connection, definition))
+        source.push(data)
 
     def sql(self, script: str) -> Result | None:
         """Run a script; the last statement's result (None if it returns no rows)."""

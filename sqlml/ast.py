@@ -100,4 +100,24 @@ class WindowTable(exp.Expression):
     }
 
 
+class CreateStream(exp.Expression):
+    """`CREATE [OR REPLACE] STREAM [IF NOT EXISTS] name (columns, WATERMARK FOR ts AS ts - delay) WITH (...)`."""
+
+    arg_types = {
+        "this": True,
+        "columns": True,
+        "time": True,
+        "delay": False,
+        "options": False,
+        "replace": False,
+        "exists": False,
+    }
+
+
+class DropStream(exp.Expression):
+    """`DROP STREAM [IF EXISTS] name`."""
+
+    arg_types = {"this": True, "exists": False}
+
+
 STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel)

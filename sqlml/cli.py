@@ -34,7 +34,17 @@ def open_session(db: str, catalog: Path | None) -> Session:
 
     session = connect(db, catalog)
     session.set_progress(progress_bar)
+    session.engine.on_stream_done = stream_summary
     return session
+
+
+def stream_summary(stream: str, done: Any) -> None:
+    """One line on stderr when a continuous query ends: what it read, what it could not use."""
+    typer.echo(
+        f"{stream}: {done.events} events, {done.windows} windows closed, {done.late} late (in {stream}_late), "
+        f"{done.malformed} malformed (in {stream}_errors)",
+        err=True,
+    )
 
 
 def progress_bar(name: str) -> Callable[[int, int], None] | None:
@@ -73,7 +83,7 @@ def run_script(session: Session, script: str, source: str, fmt: str, out: Callab
 
     try:
         for statement, result in session.run(script):
-            if result is not None and not is_command(statement.text):
+            if result is not None and not (statement.node is None and is_command(statement.text)):
                 out(FORMATS[fmt](result.arrow()))
     except SqlmlError as err:
         typer.echo(error_text(err, source, script), err=True)

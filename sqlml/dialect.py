@@ -11,7 +11,7 @@ become sqlglot trees, and every other statement is left as text for DuckDB to ru
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
@@ -38,7 +38,13 @@ _HEADS = {
     ("DESCRIBE", "MODEL"): "_parse_describe_model",
     ("EXPLAIN", "MODEL"): "_parse_explain_model",
     ("DROP", "MODEL"): "_parse_drop_model",
+    ("DROP", "STREAM"): "_parse_drop_stream",
 }
+
+
+def _create_stream_ahead(tokens: list[Token]) -> bool:
+    words = [t.text.upper() for t in tokens[:4]]
+    return words[:2] == ["CREATE", "STREAM"] or words[:4] == ["CREATE", "OR", "REPLACE", "STREAM"]
 
 
 class Sqlml(DuckDB):
@@ -76,6 +82,13 @@ class Sqlml(DuckDB):
                     if self._curr:
                         self._fail(f"Unexpected '{self._curr.text}' after the statement")
                     return node
+            if (
+                self._curr
+                and self._curr.token_type == TokenType.CREATE
+                and _create_stream_ahead(self._tokens[self._index :])
+            ):
+                self._advance()
+                return self._parse_create_stream()
             if self._curr and self._curr.text.upper() == "EXPLAIN":
                 self._advance()
                 return self._parse_as_command(self._prev)
@@ -178,6 +191,54 @@ class Sqlml(DuckDB):
                 node.set("source", self._source("after ON"))
             return node
 
+        def _parse_create_stream(self) -> ast.CreateStream:
+            replace = self._match_text_seq("OR", "REPLACE")
+            self._expect("STREAM", "after CREATE")
+            exists = self._exists(("IF", "NOT", "EXISTS"))
+            node = ast.CreateStream(this=self._name("a stream name"), replace=replace, exists=exists)
+            if not self._match(TokenType.L_PAREN):
+                self._fail(
+                    "Expected ( and the stream's columns",
+                    "CREATE STREAM s (ts TIMESTAMP, ..., WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)",
+                )
+            columns = []
+            while True:
+                if self._match_text_seq("WATERMARK"):
+                    self._expect("FOR", "after WATERMARK")
+                    node.set("time", self._name("the time column after WATERMARK FOR"))
+                    self._expect("AS", "after WATERMARK FOR column")
+                    start = self._curr.start if self._curr else 0
+                    delay = self._parse_bitwise()
+                    if delay is not None:
+                        delay.meta.update(start=start, end=self._prev.end)
+                    node.set("delay", delay)
+                else:
+                    name = self._name("a column name")
+                    type_token = self._curr
+                    dtype = self._parse_types(check_func=False, schema=True)
+                    if dtype is None:
+                        self._fail(f"Expected a type for column '{name.name}'", "e.g. user_id BIGINT, ts TIMESTAMP")
+                    else:
+                        dtype.meta.update(start=type_token.start, end=self._prev.end)  # type: ignore[union-attr]
+                    columns.append(exp.ColumnDef(this=name, kind=dtype))
+                if not self._match(TokenType.COMMA):
+                    break
+            if not self._match(TokenType.R_PAREN):
+                self._fail("Expected , or ) in the stream's columns")
+            if node.args.get("time") is None:
+                self._fail(
+                    "A stream needs a WATERMARK clause",
+                    "Add WATERMARK FOR ts AS ts - INTERVAL '5' SECOND after the columns.",
+                )
+            node.set("columns", columns)
+            if self._match(TokenType.WITH):
+                node.set("options", self._parse_wrapped_csv(self._param))
+            return node
+
+        def _parse_drop_stream(self) -> ast.DropStream:
+            exists = self._exists(("IF", "EXISTS"))
+            return ast.DropStream(this=self._name("a stream name"), exists=exists)
+
         def _parse_show_models(self) -> ast.ShowModels:
             return ast.ShowModels()
 
@@ -277,6 +338,10 @@ class Sqlml(DuckDB):
                 f"EVALUATE {self.sql(e, 'this')}" + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else "")
             ),
             ast.ShowModels: lambda self, e: "SHOW MODELS",
+            ast.DropStream: lambda self, e: (
+                "DROP STREAM " + ("IF EXISTS " if e.args.get("exists") else "") + self.sql(e, "this")
+            ),
+            ast.CreateStream: lambda self, e: _create_stream_sql(self, e),
             ast.DescribeModel: lambda self, e: f"DESCRIBE {self.sql(e, 'this')}",
             ast.ExplainModel: lambda self, e: f"EXPLAIN {self.sql(e, 'this')}",
             ast.DropModel: lambda self, e: (
@@ -302,6 +367,20 @@ def _train_sql(gen: Any, e: ast.Train) -> str:
     return " ".join(p for p in parts if p)
 
 
+def _create_stream_sql(gen: Any, e: ast.CreateStream) -> str:
+    head = (
+        "CREATE "
+        + ("OR REPLACE " if e.args.get("replace") else "")
+        + "STREAM "
+        + ("IF NOT EXISTS " if e.args.get("exists") else "")
+    )
+    cols = [f"{gen.sql(c, 'this')} {gen.sql(c, 'kind')}" for c in e.args["columns"]]
+    delay = gen.sql(e, "delay")
+    cols.append(f"WATERMARK FOR {gen.sql(e, 'time')} AS {delay}")
+    options = ", ".join(f"{p.this.sql()} = {gen.sql(p, 'expression')}" for p in e.args.get("options") or [])
+    return f"{head}{gen.sql(e, 'this')} ({', '.join(cols)})" + (f" WITH ({options})" if options else "")
+
+
 def _window_table_sql(gen: Any, e: ast.WindowTable) -> str:
     alias = f" AS {gen.sql(e, 'alias')}" if e.args.get("alias") else ""
     if e.args.get("rewrite"):
@@ -323,6 +402,7 @@ class Statement:
     span: Span
     node: exp.Expr | None
     script: str
+    tokens: list[Token] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -359,8 +439,10 @@ def parse(script: str) -> list[Statement]:
     return statements
 
 
-def _is_ours(chunk: list[Token]) -> bool:
+def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:
     if len(chunk) > 1 and (chunk[0].text.upper(), chunk[1].text.upper()) in _HEADS:
+        return True
+    if _create_stream_ahead(chunk) or (names and any(t.text.lower() in names for t in chunk)):
         return True
     return any(
         (a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN)
@@ -369,11 +451,18 @@ def _is_ours(chunk: list[Token]) -> bool:
     )
 
 
-def _parse_chunk(script: str, chunk: list[Token]) -> Statement:
+def reparse(statement: Statement, names: frozenset[str]) -> Statement:
+    """Parse a statement left to DuckDB again if it names one of the given streams."""
+    if statement.node is not None or not _is_ours(statement.tokens, names):
+        return statement
+    return _parse_chunk(statement.script, statement.tokens, force=True)
+
+
+def _parse_chunk(script: str, chunk: list[Token], force: bool = False) -> Statement:
     start, end = chunk[0].start, chunk[-1].end + 1
     text, span = script[start:end], Span.at(script, start, end)
-    if not _is_ours(chunk):
-        return Statement(text, span, None, script)
+    if not force and not _is_ours(chunk):
+        return Statement(text, span, None, script, chunk)
     parser: Any = Sqlml().parser(error_level=ErrorLevel.IMMEDIATE)
     try:
         trees = parser.parse(chunk, script)
@@ -381,4 +470,4 @@ def _parse_chunk(script: str, chunk: list[Token]) -> Statement:
         token = parser.error_token or chunk[-1]
         description = err.errors[0]["description"] if err.errors else str(err)
         raise SqlmlSyntaxError(description, Span.at(script, token.start, token.end + 1), parser.error_hint) from err
-    return Statement(text, span, trees[0], script)
+    return Statement(text, span, trees[0], script, chunk)

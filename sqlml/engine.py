@@ -6,8 +6,9 @@ results) or None. DuckDB failures are wrapped as positioned ExecutionErrors.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
 
 import duckdb
@@ -16,9 +17,12 @@ import pyarrow as pa
 
 from sqlml import metrics, plan, scoring, training
 from sqlml.catalog import Catalog
-from sqlml.dialect import KEYWORDS, Statement
+from sqlml.dialect import KEYWORDS, Statement, reparse
 from sqlml.errors import ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
-from sqlml.models.base import Progress
+from sqlml.models.base import Progress as TrainProgress
+from sqlml.stream.runner import Progress, Runner
+from sqlml.stream.source import PythonSource
+from sqlml.stream.streams import StreamRegistry
 
 Output: TypeAlias = duckdb.DuckDBPyRelation | pa.Table | None
 _QUOTED = re.compile(r'(?:at or near|name|column|Table with name|function) "?([^"\s!]+)"?')
@@ -46,13 +50,25 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
     return cls(message, span, hint)
 
 
+class StreamOutput:
+    """The results of a continuous SELECT: Arrow tables, one as each set of windows closes."""
+
+    def __init__(self, runner: Runner, done: Callable[[str, Progress], None]) -> None:
+        self.runner = runner
+        self.done = done
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        yield from self.runner.run()
+        self.done(self.runner.stream.name, self.runner.progress)
+
+
 class Engine:
     """Runs plans against a DuckDB connection and a catalog."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         self.con = con
         self.catalog = catalog
-        self.progress: Callable[[str], Progress | None] = lambda name: None
+        self.progress: Callable[[str], TrainProgress | None] = lambda name: None
         self._udfs: set[str] = set()
         self.cancelled = False
         self.statement: Statement | None = None
@@ -65,7 +81,13 @@ class Engine:
             plan.DescribeModelPlan: self.describe_model,
             plan.ExplainModelPlan: self.explain_model,
             plan.DropModelPlan: self.drop_model,
+            plan.CreateStreamPlan: self.create_stream,
+            plan.DropStreamPlan: self.drop_stream,
+            plan.StreamPlan: self.run_stream,
         }
+        self.streams = StreamRegistry(con)
+        self.python_sources: dict[str, PythonSource] = {}
+        self.on_stream_done: Callable[[str, Progress], None] = lambda name, progress: None
 
     # -- DuckDB access --------------------------------------------------------------
     def describe(self, sql: str) -> list[tuple[str, Any]]:
@@ -109,9 +131,13 @@ class Engine:
         except duckdb.Error as err:
             raise duckdb_error(err, statement) from err
 
-    def bind(self, statement: Statement) -> plan.Plan:
+    def bind(self, statement: Statement) -> tuple[Statement, plan.Plan]:
+        """The statement (parsed again if it turns out to read a stream) and its plan."""
+        names = frozenset(self.streams.names())
+        if names:
+            statement = reparse(statement, names)
         self.statement = statement
-        return plan.bind(statement, self.catalog, self.describe)
+        return statement, plan.bind(statement, self.catalog, self.describe, self.streams)
 
     def run_sql(self, p: plan.SqlPlan) -> Output:
         self.register(p.predicts)
@@ -203,6 +229,46 @@ class Engine:
         total = float(gain.sum()) or 1.0
         table = pa.table({"feature": names, "gain": gain, "splits": splits.astype("int64"), "share": gain / total})
         return table.sort_by([("gain", "descending"), ("splits", "descending")])
+
+    def create_stream(self, p: plan.CreateStreamPlan) -> Output:
+        if p.exists and self.streams.get(p.stream.name):
+            return pa.table({"message": [f"Stream '{p.stream.name}' exists; nothing created (IF NOT EXISTS)."]})
+        if not p.replace and self.streams.get(p.stream.name):
+            raise ExecutionError(
+                f"Stream '{p.stream.name}' already exists.", hint="Use CREATE OR REPLACE STREAM or DROP STREAM first."
+            )
+        self.streams.create(p.stream, p.replace)
+        return None
+
+    def drop_stream(self, p: plan.DropStreamPlan) -> Output:
+        if p.exists and not self.streams.get(p.name):
+            return None
+        self.streams.drop(p.name)
+        return None
+
+    def is_durable(self) -> bool:
+        """Whether the database is a file (so stream state and checkpoints survive a restart)."""
+        rows = self.con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()
+        return bool(rows and rows[0][0])
+
+    def run_stream(self, p: plan.StreamPlan) -> Output:
+        job = p.job
+        job.durable = job.sink in ("insert", "copy") and self.is_durable()
+        if job.sink == "copy":
+            os.makedirs(job.target, exist_ok=True)
+        runner = Runner(self.con, job, self.python_sources)
+        if job.sink == "select":
+            return StreamOutput(runner, self.on_stream_done)
+        for _ in runner.run():
+            pass
+        self.on_stream_done(job.stream.name, runner.progress)
+        done = runner.progress
+        return pa.table(
+            {"stream": [job.stream.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
+             "windows": [done.windows], "rows_written": [done.emitted]}
+        )  # fmt: skip
 
     def drop_model(self, p: plan.DropModelPlan) -> Output:
         if not self.catalog.versions(p.name):

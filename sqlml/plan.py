@@ -21,6 +21,9 @@ from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement
 from sqlml.errors import BindError, SqlmlError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, quote
+from sqlml.stream.binding import bind_create_stream, bind_stream_query
+from sqlml.stream.runner import StreamJob
+from sqlml.stream.streams import StreamDef, StreamRegistry
 from sqlml.stream.window import WindowSpec, window_sql
 
 Describe = Callable[[str], list[tuple[str, Any]]]
@@ -102,6 +105,26 @@ class ExplainModelPlan:
 
 
 @dataclass(frozen=True)
+class CreateStreamPlan:
+    stream: StreamDef
+    replace: bool
+    exists: bool
+
+
+@dataclass(frozen=True)
+class DropStreamPlan:
+    name: str
+    exists: bool
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A continuous query over a stream."""
+
+    job: StreamJob
+
+
+@dataclass(frozen=True)
 class DropModelPlan:
     name: str
     version: int | None
@@ -110,6 +133,9 @@ class DropModelPlan:
 
 Plan = (
     SqlPlan
+    | StreamPlan
+    | CreateStreamPlan
+    | DropStreamPlan
     | TrainPlan
     | SkipPlan
     | EvaluatePlan
@@ -127,6 +153,7 @@ class Binder:
     statement: Statement
     catalog: Catalog
     describe: Describe
+    streams: StreamRegistry | None = None
     predicts: list[PredictCall] = field(default_factory=list)
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
@@ -200,11 +227,20 @@ class Binder:
                 self.predict(predict)
 
     def window(self, node: ast.WindowTable) -> None:
-        """Check a window table function and rewrite it into DuckDB SQL over its table."""
-        kind = node.this
+        """Check a window table function over a table and rewrite it into DuckDB SQL."""
         table = node.args["table"]
+        if self.streams is not None and self.streams.get(table.name):
+            raise self.error(
+                f"'{table.name}' is a stream, which cannot be read here.", table,
+                "Read streams in SELECT, INSERT INTO ... SELECT or COPY (SELECT ...) TO statements.",
+            )  # fmt: skip
         source_sql = f"SELECT * FROM {table.sql(dialect=Sqlml)}"
-        columns = self.columns(source_sql, table)
+        spec = self.window_spec(node, self.columns(source_sql, table))
+        node.set("rewrite", window_sql(spec, source_sql))
+
+    def window_spec(self, node: ast.WindowTable, columns: dict[str, Any]) -> WindowSpec:
+        """Check a window function's time column and sizes against the columns it reads."""
+        kind = node.this
         time = self.column(node.args["time"], columns, "time")
         type_id = getattr(columns[time], "id", str(columns[time]).lower())
         if not type_id.startswith("timestamp"):
@@ -223,7 +259,7 @@ class Binder:
                 f"{kind}'s {big} must be a whole multiple of its {small}.", node.args["sizes"][1],
                 f"For example {small} = INTERVAL '2' SECOND with {big} = INTERVAL '10' SECOND.",
             )  # fmt: skip
-        node.set("rewrite", window_sql(WindowSpec(kind, time, sizes, partition), source_sql))
+        return WindowSpec(kind, time, sizes, partition)
 
     def predict(self, node: ast.Predict) -> None:
         """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
@@ -473,12 +509,30 @@ def _lightgbm_names() -> set[str]:
     return known_params()
 
 
-def bind(statement: Statement, catalog: Catalog, describe: Describe) -> Plan:
+def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: StreamRegistry | None = None) -> Plan:
     """The plan for one parsed statement."""
-    binder = Binder(statement, catalog, describe)
+    binder = Binder(statement, catalog, describe, streams)
     node = statement.node
     if node is None:
         return SqlPlan(statement.text)
+    if isinstance(node, ast.CreateStream):
+        return CreateStreamPlan(
+            bind_create_stream(binder, node), bool(node.args.get("replace")), bool(node.args.get("exists"))
+        )
+    if isinstance(node, ast.DropStream):
+        return DropStreamPlan(node.this.name.lower(), bool(node.args.get("exists")))
+    if streams is not None and streams.names() and not isinstance(node, ast.STATEMENTS):
+        if isinstance(node, (exp.Query, exp.Insert, exp.Copy)):
+            job = bind_stream_query(binder, node)
+            if job is not None:
+                return StreamPlan(job)
+        else:
+            for table in node.find_all(exp.Table):
+                if streams.get(table.name):
+                    raise binder.error(
+                        f"'{table.name}' is a stream, which cannot be used here.", table,
+                        "Read a stream with SELECT, INSERT INTO ... SELECT or COPY (SELECT ...) TO.",
+                    )  # fmt: skip
     if isinstance(node, ast.Train):
         return bind_train(binder, node)
     if isinstance(node, ast.Evaluate):

@@ -6,8 +6,10 @@ each become a query over `t` that adds `window_start`, `window_end` and `window_
 (= window_end - 1 ms, Flink's convention). Windows are aligned to the epoch, as Flink's.
 All sizes are whole microseconds. The same SQL serves batch tables and stream state.
 
->>> print(window_sql(WindowSpec("TUMBLE", "ts", (60_000_000,)), "SELECT * FROM clicks")[:60])
-SELECT * EXCLUDE (__sqlml_e, __sqlml_ws), make_timestamp(__sq
+>>> import duckdb
+>>> sql = window_sql(WindowSpec("TUMBLE", "ts", (60_000_000,)), "SELECT TIMESTAMP '2025-01-01 00:01:30' AS ts")
+>>> [str(v) for v in duckdb.sql(sql).fetchall()[0]]
+['2025-01-01 00:01:30', '2025-01-01 00:01:00', '2025-01-01 00:02:00', '2025-01-01 00:01:59.999000']
 """
 
 from __future__ import annotations

@@ -1,0 +1,186 @@
+"""Binding stream statements: CREATE/DROP STREAM, and queries that read a stream.
+
+A query over a stream becomes a StreamJob: the window table function over the stream reads
+the rows of the windows that just closed (`__sqlml_fired`), a plain reference to the stream
+reads the current micro-batch (`__sqlml_batch`), and the statement around it (SELECT,
+INSERT INTO, COPY ... TO) is the sink. Query shapes with no streaming meaning are refused
+here, with what would work instead.
+"""
+
+from __future__ import annotations
+
+import glob
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from sqlml import ast
+from sqlml.dialect import Sqlml
+from sqlml.errors import did_you_mean
+from sqlml.stream.runner import BATCH, FIRED, StreamJob
+from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
+
+if TYPE_CHECKING:
+    from sqlml.plan import Binder
+
+WINDOW_HINT = (
+    "TABLE(TUMBLE(TABLE {s}, DESCRIPTOR({t}), INTERVAL '1' MINUTE)) with GROUP BY window_start, window_end, ..."
+)
+
+
+def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
+    from sqlml.plan import interval_us, literal
+
+    name = node.this.name.lower()
+    columns = [(c.this.name, c.args["kind"].sql(dialect="duckdb")) for c in node.args["columns"]]
+    names = [c for c, _ in columns]
+    time_ident = node.args["time"]
+    if time_ident.name not in names:
+        raise binder.error(f"WATERMARK FOR names '{time_ident.name}', which is not a column of the stream.", time_ident,
+                           did_you_mean(time_ident.name, names))  # fmt: skip
+    time_type = dict(columns)[time_ident.name]
+    if not time_type.upper().startswith("TIMESTAMP"):
+        raise binder.error(
+            f"The WATERMARK column '{time_ident.name}' has type {time_type}; it must be a TIMESTAMP.", time_ident
+        )
+    delay_node = node.args.get("delay")
+    delay = 0
+    if (
+        isinstance(delay_node, exp.Sub)
+        and isinstance(delay_node.this, exp.Column)
+        and delay_node.this.name == time_ident.name
+    ):
+        delay = interval_us(binder, delay_node.expression, "The WATERMARK delay")
+    elif not (isinstance(delay_node, exp.Column) and delay_node.name == time_ident.name):
+        raise binder.error(
+            "A WATERMARK must be the time column minus a fixed INTERVAL.", delay_node,
+            f"Write WATERMARK FOR {time_ident.name} AS {time_ident.name} - INTERVAL '5' SECOND.",
+        )  # fmt: skip
+    options: dict[str, Any] = {}
+    for prop in node.args.get("options") or []:
+        key = prop.this.name.lower()
+        if key not in OPTIONS:
+            raise binder.error(
+                f"Unknown stream option '{key}'.",
+                prop.this,
+                did_you_mean(key, OPTIONS) or f"Options: {', '.join(OPTIONS)}.",
+            )
+        options[key] = literal(prop.expression)
+        options.setdefault("__nodes", {})[key] = prop.expression
+    nodes = options.pop("__nodes", {})
+    connector = str(options.setdefault("connector", "files"))
+    if connector not in CONNECTORS:
+        raise binder.error(
+            f"Unknown connector '{connector}'.",
+            nodes.get("connector"),
+            did_you_mean(connector, CONNECTORS) or f"Connectors: {', '.join(CONNECTORS)}.",
+        )
+    if connector == "files":
+        if "path" not in options:
+            raise binder.error(
+                "The files connector needs a path.",
+                node.this,
+                "Add WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl').",
+            )
+        fmt = str(options.setdefault("format", "jsonl"))
+        if fmt not in FORMATS:
+            raise binder.error(
+                f"Unknown format '{fmt}'.",
+                nodes.get("format"),
+                did_you_mean(fmt, FORMATS) or f"Formats: {', '.join(FORMATS)}.",
+            )
+        if not options.get("follow") and not glob.glob(str(options["path"])):
+            raise binder.error(
+                f"The path '{options['path']}' matches no files.", nodes.get("path"),
+                "Check the path (relative to the working directory), or set follow = true to wait for files.",
+            )  # fmt: skip
+    return StreamDef(name, columns, time_ident.name, delay, options)
+
+
+def _stream_of(binder: Binder, table: exp.Expr) -> StreamDef | None:
+    if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier) or table.args.get("db"):
+        return None
+    return binder.streams.get(table.name) if binder.streams is not None else None
+
+
+def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
+    """The StreamJob for a statement that reads a stream, or None when it reads none."""
+    sink, target, copy_options, query = "select", "", "", node
+    if isinstance(node, exp.Insert):
+        sink, target, query = "insert", node.this.sql(dialect=Sqlml), node.expression
+    elif isinstance(node, exp.Copy):
+        sink, query = "copy", node.this
+        target = node.args["files"][0].name if node.args.get("files") else ""
+        params = node.args.get("params") or []
+        copy_options = "(" + ", ".join(p.sql(dialect=Sqlml) for p in params) + ")" if params else ""
+        if isinstance(query, exp.Subquery):
+            query = query.this
+    windows = [w for w in query.find_all(ast.WindowTable) if _stream_of(binder, w.args["table"])]
+    plain = [
+        t for t in query.find_all(exp.Table) if not isinstance(t.parent, ast.WindowTable) and _stream_of(binder, t)
+    ]
+    if not windows and not plain:
+        return None
+    streams = {w.args["table"].name.lower() for w in windows} | {t.name.lower() for t in plain}
+    first = windows[0] if windows else plain[0]
+    if len(streams) > 1 or len(windows) > 1:
+        raise binder.error(
+            "A query may read one stream through at most one window function here.", first,
+            "Join a stream with ordinary tables, or write each stream's windows to a table first (INSERT INTO).",
+        )  # fmt: skip
+    if windows and plain:
+        raise binder.error("A query cannot read a stream both through a window function and directly.", plain[0])
+    assert binder.streams is not None
+    stream = binder.streams.require(streams.pop())
+    if sink == "copy" and not target:
+        raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
+    window = None
+    if windows:
+        tvf = windows[0]
+        window = binder.window_spec(tvf, dict(stream.columns))
+        tvf.set("rewrite", f"SELECT * FROM {FIRED}")
+        _check_windowed(binder, query, stream)
+    else:
+        _check_stateless(binder, query, stream)
+        for table in plain:
+            alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+            table.replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
+    binder.rewrite_all(query)
+    return StreamJob(binder.statement.text, stream, window, query.sql(dialect=Sqlml), sink, target, copy_options)
+
+
+def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
+    hint = WINDOW_HINT.format(s=stream.name, t=stream.time)
+    limit = query.args.get("limit") or query.args.get("offset")
+    if limit is not None:
+        raise binder.error(
+            "LIMIT and OFFSET have no meaning over a stream: results arrive as windows close.", limit,
+            "Keep the top rows per window with ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) <= N.",
+        )  # fmt: skip
+    for select in query.find_all(exp.Select):
+        group = select.args.get("group")
+        if group is not None:
+            keys = {e.name for e in group.expressions if isinstance(e, exp.Column)}
+            if not group.args.get("all") and not {"window_start", "window_end"} <= keys:
+                raise binder.error(
+                    "A windowed aggregation over a stream must GROUP BY window_start, window_end.", group, hint
+                )
+    for window in query.find_all(exp.Window):
+        keys = {e.name for e in window.args.get("partition_by") or [] if isinstance(e, exp.Column)}
+        if not {"window_start", "window_end"} <= keys:
+            raise binder.error(
+                "An OVER clause over a stream must PARTITION BY window_start, window_end (window Top-N).", window,
+                "ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) <= N",
+            )  # fmt: skip
+
+
+def _check_stateless(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
+    hint = WINDOW_HINT.format(s=stream.name, t=stream.time)
+    for kind, what in ((exp.AggFunc, "an aggregate"), (exp.Window, "an OVER clause"), (exp.Group, "GROUP BY"),
+                       (exp.Order, "ORDER BY"), (exp.Limit, "LIMIT"), (exp.Distinct, "DISTINCT")):  # fmt: skip
+        found = query.find(kind)
+        if found is not None:
+            raise binder.error(
+                f"A query reading stream '{stream.name}' directly cannot use {what}: the stream has no end to wait for.",
+                found, f"Aggregate per window instead: {hint}",
+            )  # fmt: skip

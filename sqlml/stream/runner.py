@@ -1,0 +1,235 @@
+"""The micro-batch runner: events arrive as Arrow batches, window state lives in DuckDB, and
+the user's query runs over the windows the watermark has just closed.
+
+Event time follows Flink: the watermark at an event's arrival is the largest event time of
+the events before it, minus the stream's delay (a running maximum in arrival order, computed
+by DuckDB). An event is late for a window whose end is at or before that watermark: it goes
+to `<stream>_late` with the window it missed, and still counts in the windows it is not
+late for. A window fires once, when the watermark reaches its end; at the end of a bounded
+source the watermark becomes +infinity and every open window fires. Because lateness is
+decided per event, results do not depend on how the input was cut into micro-batches.
+
+Each micro-batch is one DuckDB transaction: errors, late events, state, the sink's output
+and (where the sink is durable) the checkpoint commit together, so a run killed at any
+point resumes from its last checkpoint with no duplicate and no gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from sqlml.features import quote
+from sqlml.stream.source import Batch, FileSource, PythonSource
+from sqlml.stream.streams import StreamDef
+from sqlml.stream.window import WindowSpec, window_sql
+
+CHECKPOINTS = "sqlml_checkpoints"
+FIRED = "__sqlml_fired"
+BATCH = "__sqlml_batch"
+
+
+@dataclass
+class StreamJob:
+    """A continuous query: its stream, window (None: stateless, per batch), the SQL that
+    produces output from `__sqlml_fired` (or `__sqlml_batch`), and where output goes."""
+
+    text: str
+    stream: StreamDef
+    window: WindowSpec | None
+    query_sql: str
+    sink: str  # "select" | "insert" | "copy"
+    target: str = ""  # the INSERT's table, or the COPY's folder
+    copy_options: str = ""
+    durable: bool = False
+
+    @property
+    def query_id(self) -> str:
+        return hashlib.sha1(self.text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Progress:
+    events: int = 0
+    late: int = 0
+    malformed: int = 0
+    emitted: int = 0
+    windows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    """Runs one StreamJob on a connection, yielding each emitted result as an Arrow table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, job: StreamJob, python_sources: dict[str, PythonSource]) -> None:
+        self.con = con
+        self.job = job
+        self.stream = job.stream
+        self.progress = Progress()
+        self.state = f"sqlml_state_{job.query_id}" if job.durable else f"__sqlml_state_{job.query_id}"
+        self.python_sources = python_sources
+        cols = [quote(n) for n, _ in self.stream.columns]
+        self.columns = ", ".join(cols)
+
+    # -- checkpoint -------------------------------------------------------------------
+    def _restore(self) -> tuple[dict[str, Any] | None, int | None, int]:
+        if not self.job.durable:
+            return None, None, 0
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (query_id VARCHAR PRIMARY KEY, query VARCHAR, "
+            "source_offset VARCHAR, max_event_us BIGINT, seq BIGINT)"
+        )
+        rows = self.con.execute(
+            f"SELECT source_offset, max_event_us, seq FROM {CHECKPOINTS} WHERE query_id = ?", [self.job.query_id]
+        ).fetchall()
+        if not rows:
+            return None, None, 0
+        return json.loads(rows[0][0]), rows[0][1], int(rows[0][2])
+
+    def _save(self, offset: dict[str, Any], max_us: int | None, seq: int) -> None:
+        if self.job.durable:
+            self.con.execute(
+                f"INSERT OR REPLACE INTO {CHECKPOINTS} VALUES (?, ?, ?, ?, ?)",
+                [self.job.query_id, self.job.text, json.dumps(offset), max_us, seq],
+            )
+
+    def _create_state(self) -> None:
+        temp = "" if self.job.durable else "TEMP "
+        extra = "__sqlml_seq BIGINT" if self.job.window and self.job.window.kind == "SESSION" else (
+            "window_start TIMESTAMP, window_end TIMESTAMP, window_time TIMESTAMP"
+        )  # fmt: skip
+        self.con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {self.state} ({self.stream.column_sql()}, {extra})")
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self) -> Iterator[pa.Table]:
+        offset, max_us, seq = self._restore()
+        if self.job.window is not None:
+            self._create_state()
+        if self.stream.connector == "python":
+            source: Any = self.python_sources.setdefault(self.stream.name, PythonSource(self.con, self.stream))
+        else:
+            source = FileSource(self.con, self.stream, offset)
+        for batch in source.batches():
+            emitted, max_us, seq = self._step(batch, max_us, seq, final=False)
+            yield from emitted
+        end = Batch(pa.table({}), pa.table({}), dict(getattr(source, "offset", {})))
+        emitted, _, _ = self._step(end, max_us, seq, final=True)
+        yield from emitted
+
+    def _step(self, batch: Batch, max_us: int | None, seq: int, final: bool) -> tuple[list[pa.Table], int | None, int]:
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            if batch.errors.num_rows:
+                con.register("__sqlml_errors", batch.errors)
+                con.execute(
+                    f"INSERT INTO {quote(self.stream.errors_table)} SELECT raw, file, line, error FROM __sqlml_errors"
+                )
+                con.unregister("__sqlml_errors")
+                self.progress.malformed += batch.errors.num_rows
+            events = batch.events
+            if events.num_rows:
+                self.progress.events += events.num_rows
+                events = events.append_column("__sqlml_seq", pa.array(range(seq, seq + events.num_rows), pa.int64()))
+                seq += events.num_rows
+                con.register(BATCH + "_raw", events)
+            emitted: list[pa.Table] = []
+            if self.job.window is None:
+                if events.num_rows:
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {self.columns} FROM {BATCH}_raw")
+                    emitted += self._emit(seq)
+            else:
+                if events.num_rows:
+                    self._assign(max_us)
+                    batch_max = con.execute(
+                        f"SELECT max(epoch_us({quote(self.stream.time)})) FROM {BATCH}_raw"
+                    ).fetchall()[0][0]
+                    max_us = batch_max if max_us is None else max(max_us, batch_max)
+                if final or max_us is not None:
+                    watermark = None if final else max_us - self.stream.delay_us  # type: ignore[operator]
+                    emitted += self._fire(watermark, seq)
+            if events.num_rows:
+                con.unregister(BATCH + "_raw")
+            self._save(batch.offset, max_us, seq)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return emitted, max_us, seq
+
+    def _assign(self, max_us: int | None) -> None:
+        """Split the batch's events into late ones and state, by the watermark at each event's arrival."""
+        spec, time = self.job.window, quote(self.stream.time)
+        assert spec is not None
+        previous = f"max(epoch_us({time})) OVER (ORDER BY __sqlml_seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        running = previous if max_us is None else f"greatest({max_us}, coalesce({previous}, {max_us}))"
+        with_wm = f"SELECT *, {running} - {self.stream.delay_us} AS __sqlml_wm FROM {BATCH}_raw"
+        late = self.stream.late_table
+        if spec.kind == "SESSION":
+            gap = spec.sizes[0]
+            self.progress.late += self._count(
+                f"INSERT INTO {quote(late)} SELECT {self.columns}, {time}, make_timestamp(epoch_us({time}) + {gap}), "
+                f"make_timestamp(__sqlml_wm) FROM ({with_wm}) WHERE epoch_us({time}) + {gap} <= __sqlml_wm"
+            )
+            self.con.execute(
+                f"INSERT INTO {self.state} SELECT {self.columns}, __sqlml_seq FROM ({with_wm}) "
+                f"WHERE __sqlml_wm IS NULL OR epoch_us({time}) + {gap} > __sqlml_wm"
+            )
+            return
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_assigned AS {window_sql(spec, with_wm)}")
+        self.progress.late += self._count(
+            f"INSERT INTO {quote(late)} SELECT {self.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
+            "FROM __sqlml_assigned WHERE epoch_us(window_end) <= __sqlml_wm"
+        )
+        self.con.execute(
+            f"INSERT INTO {self.state} SELECT {self.columns}, window_start, window_end, window_time "
+            "FROM __sqlml_assigned WHERE __sqlml_wm IS NULL OR epoch_us(window_end) > __sqlml_wm"
+        )
+
+    def _count(self, insert: str) -> int:
+        """Run an INSERT and return how many rows it added."""
+        return int(self.con.execute(insert).fetchall()[0][0])
+
+    def _fire(self, watermark: int | None, seq: int) -> list[pa.Table]:
+        """Run the query over every window whose end is at or before the watermark (None: all)."""
+        spec = self.job.window
+        assert spec is not None
+        closed = "TRUE" if watermark is None else f"epoch_us(window_end) <= {watermark}"
+        if spec.kind == "SESSION":
+            sessions = window_sql(spec, f"SELECT * FROM {self.state}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRED}_all AS SELECT * FROM ({sessions}) WHERE {closed}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * EXCLUDE (__sqlml_seq) FROM {FIRED}_all")
+            delete = f"DELETE FROM {self.state} WHERE __sqlml_seq IN (SELECT __sqlml_seq FROM {FIRED}_all)"
+        else:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRED} AS SELECT * FROM {self.state} WHERE {closed}")
+            delete = f"DELETE FROM {self.state} WHERE {closed}"
+        if not self.con.execute(f"SELECT count(*) FROM {FIRED}").fetchall()[0][0]:
+            return []
+        self.progress.windows += self.con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT window_start, window_end FROM {FIRED})"
+        ).fetchall()[0][0]
+        emitted = self._emit(seq)
+        self.con.execute(delete)
+        return emitted
+
+    def _emit(self, seq: int) -> list[pa.Table]:
+        """Send the query's output to the sink; `seq` (events read so far) names file parts,
+        so a resumed run writes the same part names and overwrites, never duplicates."""
+        job = self.job
+        if job.sink == "select":
+            table = self.con.sql(job.query_sql).to_arrow_table()
+            self.progress.emitted += table.num_rows
+            return [table] if table.num_rows else []
+        if job.sink == "insert":
+            self.progress.emitted += self._count(f"INSERT INTO {job.target} {job.query_sql}")
+            return []
+        suffix = "parquet" if "PARQUET" in job.copy_options.upper() else "csv"
+        path = f"{job.target.rstrip('/')}/part-{seq:012d}.{suffix}"
+        self.progress.emitted += self._count(f"COPY ({job.query_sql}) TO '{path}' {job.copy_options}")
+        return []
