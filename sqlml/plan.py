@@ -278,7 +278,7 @@ _MICROSECONDS = {
 }  # fmt: skip
 
 
-def interval_us(binder: Binder, node: exp.Expr, what: str) -> int:
+def interval_us(binder: Binder, node: exp.Expr, what: str, allow_zero: bool = False) -> int:
     """A fixed-length INTERVAL literal in whole microseconds (months and years vary in length)."""
     unit = node.args.get("unit") if isinstance(node, exp.Interval) else None
     name = unit.name.upper().rstrip("S") if unit is not None else ""
@@ -293,7 +293,7 @@ def interval_us(binder: Binder, node: exp.Expr, what: str) -> int:
             "Write INTERVAL 'n' SECOND (or MILLISECOND, MINUTE, HOUR, DAY); months and years vary in length.",
         )
     micros = int(round(amount * _MICROSECONDS[name]))
-    if micros <= 0:
+    if micros < 0 or (micros == 0 and not allow_zero):
         raise binder.error(f"{what} must be longer than zero.", node)
     return micros
 

@@ -50,7 +50,7 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
         and isinstance(delay_node.this, exp.Column)
         and delay_node.this.name == time_ident.name
     ):
-        delay = interval_us(binder, delay_node.expression, "The WATERMARK delay")
+        delay = interval_us(binder, delay_node.expression, "The WATERMARK delay", allow_zero=True)
     elif not (isinstance(delay_node, exp.Column) and delay_node.name == time_ident.name):
         raise binder.error(
             "A WATERMARK must be the time column minus a fixed INTERVAL.", delay_node,
@@ -123,7 +123,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         return None
     streams = {w.args["table"].name.lower() for w in windows} | {t.name.lower() for t in plain}
     first = windows[0] if windows else plain[0]
-    if len(streams) > 1 or len(windows) > 1:
+    if len(streams) > 1 or len(windows) + len(plain) > 1:
         raise binder.error(
             "A query may read one stream through at most one window function here.", first,
             "Join a stream with ordinary tables, or write each stream's windows to a table first (INSERT INTO).",
