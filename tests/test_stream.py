@@ -177,7 +177,7 @@ def test_file_stream_into_a_table_keeps_malformed_events(tmp_path):
         + str(tmp_path / "events" / "*.jsonl")
         + "', format = 'newline_delimited', ignore_errors = true, "
         "columns = {user_id: 'BIGINT', item_id: 'BIGINT', price: 'DOUBLE', purchased: 'BOOLEAN', ts: 'TIMESTAMP'}) "
-        "WHERE ts IS NOT NULL GROUP BY ALL"
+        "WHERE ts IS NOT NULL AND user_id IS NOT NULL GROUP BY ALL"
     ).fetchall()
     assert sorted(batch) == sorted(con.sql("SELECT window_start, item_id, clicks FROM per_minute").fetchall())
 
