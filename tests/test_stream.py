@@ -140,7 +140,7 @@ def test_out_of_order_events_follow_the_lateness_rule(tmp_path_factory, base, ji
 def write_events(folder, files: int = 3, per_file: int = 200, bad_line_in: int = 1) -> None:
     folder.mkdir(exist_ok=True)
     for f in range(files):
-        with open(folder / f"part-{f}.jsonl", "w") as out:
+        with open(folder / f"part-{f:03d}.jsonl", "w") as out:
             for i in range(per_file):
                 n = f * per_file + i
                 ts = T0 + dt.timedelta(seconds=n * 1.5)

@@ -1,0 +1,93 @@
+"""Exactly once: a continuous INSERT killed with SIGKILL at random points and restarted
+ends with the same table as an uninterrupted run, row for row: no duplicate, no gap."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from tests.test_stream import write_events
+
+SCRIPT = """CREATE STREAM IF NOT EXISTS clicks (user_id BIGINT, item_id BIGINT, price DOUBLE, purchased BOOLEAN, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl', batch_size = 25);
+CREATE TABLE IF NOT EXISTS per_minute (window_start TIMESTAMP, window_end TIMESTAMP, item_id BIGINT, clicks BIGINT, spend DOUBLE);
+INSERT INTO per_minute SELECT window_start, window_end, item_id, count(*) AS clicks, sum(price) AS spend
+FROM TABLE(HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '30' SECOND, INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, item_id;
+"""
+
+
+def start(folder, db: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sqlml", "run", "job.sql", "--db", db, "--catalog", "cat"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def table(folder, db: str) -> list[tuple]:
+    con = duckdb.connect(str(folder / db), read_only=True)
+    try:
+        return sorted(con.sql("SELECT * FROM per_minute").fetchall())
+    finally:
+        con.close()
+
+
+def checkpoint(folder, db: str) -> str | None:
+    """Where the killed run's checkpoint stands (None before the first one)."""
+    if not (folder / db).exists():
+        return None
+    con = duckdb.connect(str(folder / db), read_only=True)
+    try:
+        rows = con.sql("SELECT source_offset FROM sqlml_checkpoints").fetchall()
+    except duckdb.CatalogException:
+        return None
+    finally:
+        con.close()
+    return rows[0][0] if rows else None
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_gives_the_uninterrupted_result(tmp_path):
+    write_events(tmp_path / "events", files=12, per_file=600)
+    (tmp_path / "job.sql").write_text(SCRIPT)
+    began = time.perf_counter()
+    clean = start(tmp_path, "clean.duckdb")
+    assert clean.wait(timeout=300) == 0, clean.stderr.read()
+    duration = time.perf_counter() - began
+    expected = table(tmp_path, "clean.duckdb")
+    assert sum(r[3] for r in expected) == 2 * 7200  # every event in two hopping windows
+
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "sqlml", "run", "-c", "SELECT 1"], cwd=tmp_path, check=True, capture_output=True
+    )
+    startup = time.perf_counter() - began
+    work = max(duration - startup, 0.5)
+
+    rng = random.Random(7)
+    kills, offsets = 0, []
+    while kills < 20:
+        proc = start(tmp_path, "killed.duckdb")
+        time.sleep(1.3 * startup + rng.uniform(0.0, 0.04) * work)  # kill while it processes
+        if proc.poll() is not None:  # finished before the kill: the run is over
+            assert proc.returncode == 0, proc.stderr.read()
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        offsets.append(checkpoint(tmp_path, "killed.duckdb"))
+    final = start(tmp_path, "killed.duckdb")
+    assert final.wait(timeout=300) == 0, final.stderr.read()
+    assert kills == 20, f"the job finished after {kills} kills; make it longer"
+    assert len({o for o in offsets if o}) >= 10, f"too few kills landed mid-run: {offsets}"
+    assert table(tmp_path, "killed.duckdb") == expected
+    # and a rerun of a finished job adds nothing
+    again = start(tmp_path, "killed.duckdb")
+    assert again.wait(timeout=300) == 0
+    assert table(tmp_path, "killed.duckdb") == expected
