@@ -83,7 +83,7 @@ def run_script(session: Session, script: str, source: str, fmt: str, out: Callab
 
     try:
         for statement, result in session.run(script):
-            if result is not None and not (statement.node is None and is_command(statement.text)):
+            if result is not None and not (is_command(statement.text) and result.columns == ["Count"]):
                 out(FORMATS[fmt](result.arrow()))
     except SqlmlError as err:
         typer.echo(error_text(err, source, script), err=True)

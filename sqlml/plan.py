@@ -557,6 +557,8 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
             model = binder.model(ref)
             return DropModelPlan(model.name, model.version if ref.args.get("version") else None, exists)
         return DropModelPlan(ref.name, None, exists)
+    if not any(node.find_all(ast.Predict, ast.WindowTable)):
+        return SqlPlan(statement.text)  # DuckDB SQL that only looked as if it read a stream
     # a query that calls PREDICT or a window table function
     binder.rewrite_all(node)
     return SqlPlan(node.sql(dialect=Sqlml), tuple(binder.predicts))

@@ -14,12 +14,12 @@ QUERIES = sorted((ROOT / "queries").glob("*.sql"))
 
 def test_there_are_examples_for_every_task():
     names = {q.stem for q in QUERIES}
-    assert {"quickstart", "multiclass_iris_like", "regression_prices", "ranking_search"} <= names
+    assert {"quickstart", "multiclass_iris_like", "regression_prices", "ranking_search", "streaming"} <= names
 
 
 @pytest.mark.parametrize("path", QUERIES, ids=[q.stem for q in QUERIES])
 def test_query_file_runs_in_the_cli(path: Path, tmp_path):
-    proc = run_cli("run", str(path), "--catalog", str(tmp_path / "cat"))
+    proc = run_cli("run", str(path), "--catalog", str(tmp_path / "cat"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "row" in proc.stdout
@@ -32,3 +32,13 @@ def test_quickstart_learns_something(tmp_path):
     assert auc > 0.65
     top = con.sql("EXPLAIN MODEL churn").fetchall()[0][0]
     assert top == "tenure"
+
+
+def test_streaming_example_counts_late_and_malformed_events(tmp_path):
+    proc = run_cli("run", str(ROOT / "queries" / "streaming.sql"), "--format", "csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "clicks: 3000 events, 100 windows closed, 15 late (in clicks_late), 1 malformed (in clicks_errors)"
+        in proc.stderr
+    )
+    assert '"stream","events","late","malformed","windows","rows_written"\n"clicks",3000,15,1,100,700' in proc.stdout
