@@ -69,3 +69,9 @@ def test_reference_documents_everything():
         assert f"`sqlml {command.name or command.callback.__name__}" in REFERENCE
     for meta in [".help", ".tables", ".models", ".timer", ".quit"]:
         assert meta in REFERENCE
+    from sqlml.dialect import WINDOW_KINDS
+    from sqlml.stream.streams import CONNECTORS, FORMATS
+    from sqlml.stream.streams import OPTIONS as STREAM_OPTIONS
+
+    for word in [*WINDOW_KINDS, *CONNECTORS, *FORMATS, *STREAM_OPTIONS]:
+        assert word in REFERENCE, word

@@ -263,3 +263,20 @@ def test_streams_persist_with_the_database(tmp_path):
         con.execute("DROP STREAM ev")
         assert con.engine.streams.names() == []
         assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'ev_%'").fetchall() == [(0,)]
+
+
+def test_stdin_stream_through_the_cli(tmp_path):
+    from tests.conftest import run_cli
+
+    script = tmp_path / "s.sql"
+    script.write_text(
+        "CREATE STREAM ev (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'stdin', batch_size = 2);\n"
+        "SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '10' SECOND)) "
+        "GROUP BY window_start, window_end;\n"
+    )
+    lines = [json.dumps({"k": i, "ts": str(T0 + dt.timedelta(seconds=3 * i))}) for i in range(10)] + ["oops"]
+    proc = run_cli("run", str(script), "--format", "csv", stdin="\n".join(lines) + "\n", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if not line.startswith('"')]
+    assert rows == ["2025-01-01 00:00:00.000000,4", "2025-01-01 00:00:10.000000,3", "2025-01-01 00:00:20.000000,3"]
+    assert "ev: 10 events, 3 windows closed, 0 late (in ev_late), 1 malformed (in ev_errors)" in proc.stderr

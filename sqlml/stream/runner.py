@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from sqlml.features import quote
-from sqlml.stream.source import Batch, FileSource, PythonSource
+from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource
 from sqlml.stream.streams import StreamDef
-from sqlml.stream.window import WindowSpec, window_sql
+from sqlml.stream.window import WindowSpec, first_window_end, window_sql
 
 CHECKPOINTS = "sqlml_checkpoints"
+NO_WATERMARK = np.iinfo(np.int64).min
 FIRED = "__sqlml_fired"
 BATCH = "__sqlml_batch"
 
@@ -113,6 +115,8 @@ class Runner:
             self._create_state()
         if self.stream.connector == "python":
             source: Any = self.python_sources.setdefault(self.stream.name, PythonSource(self.con, self.stream))
+        elif self.stream.connector == "stdin":
+            source = StdinSource(self.con, self.stream)
         else:
             source = FileSource(self.con, self.stream, offset)
         for batch in source.batches():
@@ -136,7 +140,14 @@ class Runner:
             events = batch.events
             if events.num_rows:
                 self.progress.events += events.num_rows
-                events = events.append_column("__sqlml_seq", pa.array(range(seq, seq + events.num_rows), pa.int64()))
+                times = events.column(self.stream.time).cast(pa.int64()).to_numpy()  # microseconds
+                # the watermark at each event's arrival: the running maximum of the events before it
+                before = np.maximum.accumulate(np.concatenate(([NO_WATERMARK if max_us is None else max_us], times)))[
+                    :-1
+                ]
+                watermark = np.where(before == NO_WATERMARK, NO_WATERMARK, before - self.stream.delay_us)
+                events = events.append_column("__sqlml_seq", pa.array(np.arange(seq, seq + events.num_rows)))
+                events = events.append_column("__sqlml_wm", pa.array(watermark))
                 seq += events.num_rows
                 con.register(BATCH + "_raw", events)
             emitted: list[pa.Table] = []
@@ -146,14 +157,12 @@ class Runner:
                     emitted += self._emit(seq)
             else:
                 if events.num_rows:
-                    self._assign(max_us)
-                    batch_max = con.execute(
-                        f"SELECT max(epoch_us({quote(self.stream.time)})) FROM {BATCH}_raw"
-                    ).fetchall()[0][0]
+                    self._assign(times, watermark)
+                    batch_max = int(times.max())
                     max_us = batch_max if max_us is None else max(max_us, batch_max)
                 if final or max_us is not None:
-                    watermark = None if final else max_us - self.stream.delay_us  # type: ignore[operator]
-                    emitted += self._fire(watermark, seq)
+                    closing = None if final else max_us - self.stream.delay_us  # type: ignore[operator]
+                    emitted += self._fire(closing, seq)
             if events.num_rows:
                 con.unregister(BATCH + "_raw")
             self._save(batch.offset, max_us, seq)
@@ -163,34 +172,33 @@ class Runner:
             raise
         return emitted, max_us, seq
 
-    def _assign(self, max_us: int | None) -> None:
+    def _assign(self, times: np.ndarray, watermark: np.ndarray) -> None:
         """Split the batch's events into late ones and state, by the watermark at each event's arrival."""
         spec, time = self.job.window, quote(self.stream.time)
         assert spec is not None
-        previous = f"max(epoch_us({time})) OVER (ORDER BY __sqlml_seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-        running = previous if max_us is None else f"greatest({max_us}, coalesce({previous}, {max_us}))"
-        with_wm = f"SELECT *, {running} - {self.stream.delay_us} AS __sqlml_wm FROM {BATCH}_raw"
-        late = self.stream.late_table
+        raw, late = f"{BATCH}_raw", quote(self.stream.late_table)
         if spec.kind == "SESSION":
             gap = spec.sizes[0]
-            self.progress.late += self._count(
-                f"INSERT INTO {quote(late)} SELECT {self.columns}, {time}, make_timestamp(epoch_us({time}) + {gap}), "
-                f"make_timestamp(__sqlml_wm) FROM ({with_wm}) WHERE epoch_us({time}) + {gap} <= __sqlml_wm"
-            )
+            if np.any(times + gap <= watermark):
+                self.progress.late += self._count(
+                    f"INSERT INTO {late} SELECT {self.columns}, {time}, make_timestamp(epoch_us({time}) + {gap}), "
+                    f"make_timestamp(__sqlml_wm) FROM {raw} WHERE epoch_us({time}) + {gap} <= __sqlml_wm"
+                )
             self.con.execute(
-                f"INSERT INTO {self.state} SELECT {self.columns}, __sqlml_seq FROM ({with_wm}) "
-                f"WHERE __sqlml_wm IS NULL OR epoch_us({time}) + {gap} > __sqlml_wm"
+                f"INSERT INTO {self.state} SELECT {self.columns}, __sqlml_seq FROM {raw} WHERE epoch_us({time}) + {gap} > __sqlml_wm"
             )
             return
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_assigned AS {window_sql(spec, with_wm)}")
+        assigned = window_sql(spec, f"SELECT * FROM {raw}")
+        state = f"INSERT INTO {self.state} SELECT {self.columns}, window_start, window_end, window_time"
+        if not np.any(first_window_end(spec, times) <= watermark):  # nothing late: one pass
+            self.con.execute(f"{state} FROM ({assigned})")
+            return
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_assigned AS {assigned}")
         self.progress.late += self._count(
-            f"INSERT INTO {quote(late)} SELECT {self.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
+            f"INSERT INTO {late} SELECT {self.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
             "FROM __sqlml_assigned WHERE epoch_us(window_end) <= __sqlml_wm"
         )
-        self.con.execute(
-            f"INSERT INTO {self.state} SELECT {self.columns}, window_start, window_end, window_time "
-            "FROM __sqlml_assigned WHERE __sqlml_wm IS NULL OR epoch_us(window_end) > __sqlml_wm"
-        )
+        self.con.execute(f"{state} FROM __sqlml_assigned WHERE epoch_us(window_end) > __sqlml_wm")
 
     def _count(self, insert: str) -> int:
         """Run an INSERT and return how many rows it added."""
@@ -207,13 +215,12 @@ class Runner:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * EXCLUDE (__sqlml_seq) FROM {FIRED}_all")
             delete = f"DELETE FROM {self.state} WHERE __sqlml_seq IN (SELECT __sqlml_seq FROM {FIRED}_all)"
         else:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRED} AS SELECT * FROM {self.state} WHERE {closed}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * FROM {self.state} WHERE {closed}")
             delete = f"DELETE FROM {self.state} WHERE {closed}"
-        if not self.con.execute(f"SELECT count(*) FROM {FIRED}").fetchall()[0][0]:
+        windows = self.con.execute(f"SELECT count(DISTINCT window_end) FROM {FIRED}").fetchall()[0][0]
+        if not windows:
             return []
-        self.progress.windows += self.con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT window_start, window_end FROM {FIRED})"
-        ).fetchall()[0][0]
+        self.progress.windows += windows
         emitted = self._emit(seq)
         self.con.execute(delete)
         return emitted

@@ -9,12 +9,15 @@ far it has read, so a checkpoint can resume it.
 from __future__ import annotations
 
 import glob
+import itertools
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,25 +51,64 @@ def _typed(stream: StreamDef, values: str, raw: str) -> str:
     return f"{', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, {raw} AS __sqlml_raw"
 
 
+def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: str, file: str) -> str:
+    """A parsing query for typed input (Parquet, Arrow): columns already of their declared
+    type pass through untouched; others are cast, and a failed cast is an error row."""
+    found = dict(zip(*(lambda r: (r.columns, [str(t) for t in r.types]))(con.sql(f"SELECT * FROM {relation} LIMIT 0"))))
+    missing = [n for n, _ in stream.columns if n not in found]
+    if missing:
+        raise BindError(f"The input of stream '{stream.name}' lacks column(s) {', '.join(missing)}.")
+    casts, checks = [], []
+    for name, type_ in stream.columns:
+        column = quote(name)
+        if found[name].upper() == type_.upper():
+            casts.append(column)
+        else:
+            casts.append(f"TRY_CAST({column} AS {type_}) AS {column}")
+            checks.append(
+                f"CASE WHEN {column} IS NOT NULL AND TRY_CAST({column} AS {type_}) IS NULL "
+                f"THEN '{name}: cannot read ' || CAST({column} AS VARCHAR) || ' as {type_}' END"
+            )
+    checks.append(f"CASE WHEN {quote(stream.time)} IS NULL THEN '{stream.time}: missing event time' END")
+    raw = "CAST(struct_pack(" + ", ".join(f"{quote(n)} := {quote(n)}" for n, _ in stream.columns) + ") AS VARCHAR)"
+    return (
+        f"SELECT {', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, "
+        f"CASE WHEN __sqlml_error <> '' THEN {raw} END AS __sqlml_raw, {file} AS __sqlml_file, "
+        f"row_number() OVER () AS __sqlml_line FROM {relation}"
+    )
+
+
+def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
+    """A parsing query for JSON lines; `lines` yields (__line VARCHAR, __n line number)."""
+    paths = "[" + ", ".join("'$." + n.replace("'", "''") + "'" for n, _ in stream.columns) + "]"
+    sql = (
+        f"SELECT {_typed(stream, '__v', '__line')}, {file} AS __sqlml_file, __n AS __sqlml_line FROM ("
+        f"SELECT __line, __n, CASE WHEN json_valid(__line) THEN json_extract_string(__line, {paths}) END AS __v, "
+        f"json_valid(__line) AS __ok FROM ({lines}))"
+    )
+    return sql.replace("concat_ws('; ', ", "concat_ws('; ', CASE WHEN NOT __ok THEN 'not a JSON object' END, ", 1)
+
+
 def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple[pa.Table, pa.Table]:
     """Good events (columns plus __sqlml_line) and error rows, from a parsing query."""
-    names = ", ".join(quote(n) for n, _ in stream.columns)
-    con.register("__sqlml_parsed", con.sql(sql).to_arrow_table())
-    try:
-        good = con.sql(f"SELECT {names}, __sqlml_line FROM __sqlml_parsed WHERE __sqlml_error = ''").to_arrow_table()
-        bad = con.sql(
-            "SELECT __sqlml_raw AS raw, __sqlml_file AS file, __sqlml_line AS line, __sqlml_error AS error "
-            "FROM __sqlml_parsed WHERE __sqlml_error <> ''"
-        ).to_arrow_table()
-    finally:
-        con.unregister("__sqlml_parsed")
-    return good, bad
+    parsed = con.sql(sql).to_arrow_table()
+    ok = pc.equal(parsed.column("__sqlml_error"), "")
+    names = [n for n, _ in stream.columns] + ["__sqlml_line"]
+    if pc.all(ok).as_py():
+        return parsed.select(names), pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
+                                               "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
+    bad = parsed.filter(pc.invert(ok))
+    errors = pa.table(
+        {"raw": bad.column("__sqlml_raw"), "file": bad.column("__sqlml_file"),
+         "line": bad.column("__sqlml_line").cast(pa.int64()), "error": bad.column("__sqlml_error")}
+    )  # fmt: skip
+    return parsed.filter(ok).select(names), errors
 
 
-def _lines(table: pa.Table, column: str, first: int, last: int) -> pa.Table:
-    """The rows whose line number is in (first, last]."""
-    lines = table.column(column)
-    return table.filter(pc.and_(pc.greater(lines, first), pc.less_equal(lines, last)))
+def _lines(table: pa.Table, lines: np.ndarray, first: int, last: int) -> pa.Table:
+    """The rows whose line number is in (first, last]; rows are in line order, so a slice."""
+    start, stop = np.searchsorted(lines, [first, last], side="right")
+    return table.slice(int(start), int(stop - start))
 
 
 class FileSource:
@@ -93,16 +135,11 @@ class FileSource:
         names = [n for n, _ in self.stream.columns]
         where = path.replace("'", "''")
         if self.format == "jsonl":
-            paths = "[" + ", ".join("'$." + n.replace("'", "''") + "'" for n in names) + "]"
-            sql = (
-                f"SELECT {_typed(self.stream, '__v', '__line')}, '{where}' AS __sqlml_file, __n AS __sqlml_line FROM ("
-                f"SELECT __line, __n, CASE WHEN json_valid(__line) THEN json_extract_string(__line, {paths}) END AS __v, "
-                f"json_valid(__line) AS __ok FROM (SELECT line AS __line, row_number() OVER () AS __n FROM read_csv('{where}', "
-                "columns = {'line': 'VARCHAR'}, header = false, delim = chr(31), quote = '', escape = '', auto_detect = false)))"
+            lines = (
+                f"SELECT line AS __line, row_number() OVER () AS __n FROM read_csv('{where}', columns = {{'line': 'VARCHAR'}}, "
+                "header = false, delim = chr(31), quote = '', escape = '', auto_detect = false)"
             )
-            sql = sql.replace(
-                "concat_ws('; ', ", "concat_ws('; ', CASE WHEN NOT __ok THEN 'not a JSON object' END, ", 1
-            )
+            sql = _jsonl_sql(self.stream, lines, f"'{where}'")
         elif self.format == "csv":
             cols = ", ".join(f"CAST({quote(n)} AS VARCHAR)" for n in names)
             sql = (
@@ -110,11 +147,7 @@ class FileSource:
                 f"SELECT [{cols}] AS __v, row_number() OVER () AS __n FROM read_csv('{where}', header = true, all_varchar = true))"
             )
         else:
-            cols = ", ".join(f"CAST({quote(n)} AS VARCHAR)" for n in names)
-            sql = (
-                f"SELECT {_typed(self.stream, '__v', '__v::VARCHAR')}, '{where}' AS __sqlml_file, __n AS __sqlml_line FROM ("
-                f"SELECT [{cols}] AS __v, row_number() OVER () AS __n FROM read_parquet('{where}'))"
-            )
+            sql = _typed_columns(self.con, self.stream, f"read_parquet('{where}')", f"'{where}'")
         return _split(self.con, sql, self.stream)
 
     def batches(self) -> Iterator[Batch]:
@@ -123,12 +156,16 @@ class FileSource:
                 continue
             good, bad = self._read(path)
             lines = good.num_rows + bad.num_rows
+            good_lines = good.column("__sqlml_line").to_numpy()
+            bad_lines = bad.column("line").to_numpy()
+            good = good.drop_columns(["__sqlml_line"])
             start = self.offset["line"] if path == self.offset["file"] else 0
             for first in range(start, lines, self.batch_size):
                 last = min(first + self.batch_size, lines)
                 self.offset = {"file": path, "line": last}
-                events = _lines(good, "__sqlml_line", first, last).drop_columns(["__sqlml_line"])
-                yield Batch(events, _lines(bad, "line", first, last), dict(self.offset))
+                yield Batch(
+                    _lines(good, good_lines, first, last), _lines(bad, bad_lines, first, last), dict(self.offset)
+                )
 
 
 class PythonSource:
@@ -150,12 +187,8 @@ class PythonSource:
             missing = [n for n in names if n not in data.column_names]
             if missing:
                 raise BindError(f"Data pushed to stream '{self.stream.name}' lacks column(s) {', '.join(missing)}.")
-            cols = ", ".join(f"CAST({quote(n)} AS VARCHAR)" for n in names)
-            sql = (
-                f"SELECT {_typed(self.stream, '__v', '__v::VARCHAR')}, 'python' AS __sqlml_file, __n AS __sqlml_line "
-                f"FROM (SELECT [{cols}] AS __v, {self.offset['pushed']} + row_number() OVER () AS __n FROM __sqlml_pushed)"
-            )
             self.con.register("__sqlml_pushed", data)
+            sql = _typed_columns(self.con, self.stream, "__sqlml_pushed", "'python'")
             try:
                 good, bad = _split(self.con, sql, self.stream)
             finally:
@@ -163,3 +196,32 @@ class PythonSource:
             good = good.drop_columns(["__sqlml_line"])
             self.offset = {"pushed": self.offset["pushed"] + data.num_rows}
             yield Batch(good, bad, dict(self.offset))
+
+
+class StdinSource:
+    """JSON lines on standard input, until it ends."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, stream: StreamDef, lines: Iterator[str] | None = None) -> None:
+        self.con = con
+        self.stream = stream
+        self.lines = lines if lines is not None else iter(sys.stdin)
+        self.batch_size = int(stream.options.get("batch_size", DEFAULT_BATCH))
+        self.offset: dict[str, Any] = {"line": 0}
+
+    def batches(self) -> Iterator[Batch]:
+        while True:
+            chunk = [line.rstrip("\n") for line in itertools.islice(self.lines, self.batch_size)]
+            if not chunk:
+                return
+            first = self.offset["line"]
+            self.con.register(
+                "__sqlml_stdin", pa.table({"__line": chunk, "__n": np.arange(first + 1, first + 1 + len(chunk))})
+            )
+            try:
+                good, bad = _split(
+                    self.con, _jsonl_sql(self.stream, "SELECT * FROM __sqlml_stdin", "'<stdin>'"), self.stream
+                )
+            finally:
+                self.con.unregister("__sqlml_stdin")
+            self.offset = {"line": first + len(chunk)}
+            yield Batch(good.drop_columns(["__sqlml_line"]), bad, dict(self.offset))

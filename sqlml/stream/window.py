@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from sqlml.features import quote
 
 
@@ -77,3 +79,17 @@ def window_sql(spec: WindowSpec, source_sql: str) -> str:
         f"FROM (SELECT *, CASE WHEN {e} - lag({e}) OVER ({by}ORDER BY {e}) < {gap} THEN 0 ELSE 1 END AS __sqlml_new "
         f"FROM ({base})))"
     )
+
+
+def first_window_end(spec: WindowSpec, times: np.ndarray) -> np.ndarray:
+    """For each event time (microseconds), the earliest end among the windows it belongs to:
+    the event is late for some window exactly when this end is at or before its watermark."""
+    if spec.kind == "TUMBLE":
+        size = spec.sizes[0]
+        return times // size * size + size
+    if spec.kind == "HOP":
+        slide, size = spec.sizes
+        return ((times - size) // slide + 1) * slide + size
+    step, max_size = spec.sizes  # CUMULATE: the smallest window past the event
+    base = times // max_size * max_size
+    return base + ((times - base) // step + 1) * step

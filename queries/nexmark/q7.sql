@@ -1,0 +1,19 @@
+-- Nexmark q7, highest bid: the maximum price per 10-second tumbling window, joined back to the
+-- bids at that price in that window.
+CREATE OR REPLACE STREAM nexmark (
+    event_type TINYINT, person_id BIGINT, name VARCHAR, city VARCHAR, state VARCHAR,
+    auction_id BIGINT, item_name VARCHAR, seller BIGINT, category BIGINT, initial_bid BIGINT,
+    auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP,
+    WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH (connector = 'files', path = 'nexmark/*.parquet', format = 'parquet');
+
+CREATE OR REPLACE TABLE q7 (window_start TIMESTAMP, auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP);
+
+INSERT INTO q7
+WITH bids AS (
+    SELECT * FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) WHERE event_type = 2
+)
+SELECT b.window_start, b.auction, b.bidder, b.price, b.date_time
+FROM bids AS b
+JOIN (SELECT window_start, window_end, max(price) AS maxprice FROM bids GROUP BY window_start, window_end) AS m
+  ON b.window_start = m.window_start AND b.window_end = m.window_end AND b.price = m.maxprice;

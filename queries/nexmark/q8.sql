@@ -1,0 +1,17 @@
+-- Nexmark q8, monitor new users: persons who opened an auction in the same 10-second tumbling
+-- window in which they registered (persons joined to auctions on seller = person id).
+CREATE OR REPLACE STREAM nexmark (
+    event_type TINYINT, person_id BIGINT, name VARCHAR, city VARCHAR, state VARCHAR,
+    auction_id BIGINT, item_name VARCHAR, seller BIGINT, category BIGINT, initial_bid BIGINT,
+    auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP,
+    WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH (connector = 'files', path = 'nexmark/*.parquet', format = 'parquet');
+
+CREATE OR REPLACE TABLE q8 (person_id BIGINT, name VARCHAR, window_start TIMESTAMP);
+
+INSERT INTO q8
+WITH w AS (SELECT * FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND)))
+SELECT p.person_id, p.name, p.window_start
+FROM (SELECT person_id, name, window_start, window_end FROM w WHERE event_type = 0) AS p
+JOIN (SELECT DISTINCT seller, window_start, window_end FROM w WHERE event_type = 1) AS a
+  ON p.person_id = a.seller AND p.window_start = a.window_start AND p.window_end = a.window_end;
