@@ -11,7 +11,8 @@ CREATE OR REPLACE TABLE q7 (window_start TIMESTAMP, auction BIGINT, bidder BIGIN
 
 INSERT INTO q7
 WITH bids AS (
-    SELECT * FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) WHERE event_type = 2
+    SELECT window_start, window_end, auction, bidder, price, date_time
+    FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) WHERE event_type = 2
 )
 SELECT b.window_start, b.auction, b.bidder, b.price, b.date_time
 FROM bids AS b

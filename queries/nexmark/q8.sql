@@ -10,7 +10,10 @@ CREATE OR REPLACE STREAM nexmark (
 CREATE OR REPLACE TABLE q8 (person_id BIGINT, name VARCHAR, window_start TIMESTAMP);
 
 INSERT INTO q8
-WITH w AS (SELECT * FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND)))
+WITH w AS (
+    SELECT event_type, person_id, name, seller, window_start, window_end
+    FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+)
 SELECT p.person_id, p.name, p.window_start
 FROM (SELECT person_id, name, window_start, window_end FROM w WHERE event_type = 0) AS p
 JOIN (SELECT DISTINCT seller, window_start, window_end FROM w WHERE event_type = 1) AS a

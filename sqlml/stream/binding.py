@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 from sqlglot import exp
 
 from sqlml import ast
@@ -32,7 +33,7 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
     from sqlml.plan import interval_us, literal
 
     name = node.this.name.lower()
-    columns = [(c.this.name, c.args["kind"].sql(dialect="duckdb")) for c in node.args["columns"]]
+    columns = [(c.this.name, str(duckdb.sqltype(c.args["kind"].sql(dialect="duckdb")))) for c in node.args["columns"]]
     names = [c for c, _ in columns]
     time_ident = node.args["time"]
     if time_ident.name not in names:
@@ -145,8 +146,17 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         for table in plain:
             alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
             table.replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
+    names = {n for n, _ in stream.columns}
+    reads_all = any(
+        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+        for select in query.find_all(exp.Select)
+        for e in select.expressions
+    )
+    needed = () if reads_all else tuple(sorted({c.name for c in query.find_all(exp.Column)} & names))
     binder.rewrite_all(query)
-    return StreamJob(binder.statement.text, stream, window, query.sql(dialect=Sqlml), sink, target, copy_options)
+    return StreamJob(
+        binder.statement.text, stream, window, query.sql(dialect=Sqlml), sink, target, copy_options, needed=needed
+    )
 
 
 def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:

@@ -29,7 +29,7 @@ import pyarrow as pa
 from sqlml.features import quote
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource
 from sqlml.stream.streams import StreamDef
-from sqlml.stream.window import WindowSpec, first_window_end, window_sql
+from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
 
 CHECKPOINTS = "sqlml_checkpoints"
 NO_WATERMARK = np.iinfo(np.int64).min
@@ -50,6 +50,7 @@ class StreamJob:
     target: str = ""  # the INSERT's table, or the COPY's folder
     copy_options: str = ""
     durable: bool = False
+    needed: tuple[str, ...] = ()  # the stream columns the query reads (empty: all)
 
     @property
     def query_id(self) -> str:
@@ -78,6 +79,10 @@ class Runner:
         self.python_sources = python_sources
         cols = [quote(n) for n, _ in self.stream.columns]
         self.columns = ", ".join(cols)
+        # window state keeps only the columns the query reads (and the time column)
+        kept = [(n, t) for n, t in self.stream.columns if not job.needed or n in job.needed or n == self.stream.time]
+        self.kept = ", ".join(quote(n) for n, _ in kept)
+        self.kept_sql = ", ".join(f"{quote(n)} {t}" for n, t in kept)
 
     # -- checkpoint -------------------------------------------------------------------
     def _restore(self) -> tuple[dict[str, Any] | None, int | None, int]:
@@ -102,15 +107,18 @@ class Runner:
             )
 
     def _create_state(self) -> None:
+        """Window state holds raw events (with the watermark at their arrival), not one row per
+        window: windows are expanded when they fire, so a HOP does not store each event 5 times."""
         temp = "" if self.job.durable else "TEMP "
-        extra = "__sqlml_seq BIGINT" if self.job.window and self.job.window.kind == "SESSION" else (
-            "window_start TIMESTAMP, window_end TIMESTAMP, window_time TIMESTAMP"
-        )  # fmt: skip
-        self.con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {self.state} ({self.stream.column_sql()}, {extra})")
+        self.con.execute(
+            f"CREATE {temp}TABLE IF NOT EXISTS {self.state} ({self.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT)"
+        )
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Iterator[pa.Table]:
         offset, max_us, seq = self._restore()
+        # windows ending at or before this have fired (the watermark after the last batch)
+        self.closed_up_to: int | None = None if max_us is None else max_us - self.stream.delay_us
         if self.job.window is not None:
             self._create_state()
         if self.stream.connector == "python":
@@ -128,7 +136,10 @@ class Runner:
 
     def _step(self, batch: Batch, max_us: int | None, seq: int, final: bool) -> tuple[list[pa.Table], int | None, int]:
         con = self.con
-        con.execute("BEGIN")
+        # one transaction per micro-batch where the output is durable; elsewhere nothing to protect
+        transaction = self.job.durable
+        if transaction:
+            con.execute("BEGIN")
         try:
             if batch.errors.num_rows:
                 con.register("__sqlml_errors", batch.errors)
@@ -162,21 +173,25 @@ class Runner:
                     max_us = batch_max if max_us is None else max(max_us, batch_max)
                 if final or max_us is not None:
                     closing = None if final else max_us - self.stream.delay_us  # type: ignore[operator]
-                    emitted += self._fire(closing, seq)
+                    emitted += self._fire(closing, self.closed_up_to, seq)
+                    self.closed_up_to = closing
             if events.num_rows:
                 con.unregister(BATCH + "_raw")
             self._save(batch.offset, max_us, seq)
-            con.execute("COMMIT")
+            if transaction:
+                con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if transaction:
+                con.execute("ROLLBACK")
             raise
         return emitted, max_us, seq
 
     def _assign(self, times: np.ndarray, watermark: np.ndarray) -> None:
-        """Split the batch's events into late ones and state, by the watermark at each event's arrival."""
+        """Record late events, and keep in state every event with a window still open at its arrival."""
         spec, time = self.job.window, quote(self.stream.time)
         assert spec is not None
         raw, late = f"{BATCH}_raw", quote(self.stream.late_table)
+        keep = f"INSERT INTO {self.state} SELECT {self.kept}, __sqlml_seq, __sqlml_wm FROM {raw}"
         if spec.kind == "SESSION":
             gap = spec.sizes[0]
             if np.any(times + gap <= watermark):
@@ -184,44 +199,50 @@ class Runner:
                     f"INSERT INTO {late} SELECT {self.columns}, {time}, make_timestamp(epoch_us({time}) + {gap}), "
                     f"make_timestamp(__sqlml_wm) FROM {raw} WHERE epoch_us({time}) + {gap} <= __sqlml_wm"
                 )
-            self.con.execute(
-                f"INSERT INTO {self.state} SELECT {self.columns}, __sqlml_seq FROM {raw} WHERE epoch_us({time}) + {gap} > __sqlml_wm"
+                keep += f" WHERE epoch_us({time}) + {gap} > __sqlml_wm"
+            self.con.execute(keep)
+            return
+        if np.any(first_window_end(spec, times) <= watermark):
+            self.progress.late += self._count(
+                f"INSERT INTO {late} SELECT {self.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
+                f"FROM ({window_sql(spec, f'SELECT * FROM {raw}')}) WHERE epoch_us(window_end) <= __sqlml_wm"
             )
-            return
-        assigned = window_sql(spec, f"SELECT * FROM {raw}")
-        state = f"INSERT INTO {self.state} SELECT {self.columns}, window_start, window_end, window_time"
-        if not np.any(first_window_end(spec, times) <= watermark):  # nothing late: one pass
-            self.con.execute(f"{state} FROM ({assigned})")
-            return
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_assigned AS {assigned}")
-        self.progress.late += self._count(
-            f"INSERT INTO {late} SELECT {self.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
-            "FROM __sqlml_assigned WHERE epoch_us(window_end) <= __sqlml_wm"
-        )
-        self.con.execute(f"{state} FROM __sqlml_assigned WHERE epoch_us(window_end) > __sqlml_wm")
+            keep += f" WHERE {last_window_end_sql(spec, f'epoch_us({time})')} > __sqlml_wm"
+        self.con.execute(keep)
 
     def _count(self, insert: str) -> int:
         """Run an INSERT and return how many rows it added."""
         return int(self.con.execute(insert).fetchall()[0][0])
 
-    def _fire(self, watermark: int | None, seq: int) -> list[pa.Table]:
-        """Run the query over every window whose end is at or before the watermark (None: all)."""
+    def _fire(self, watermark: int | None, fired_before: int | None, seq: int) -> list[pa.Table]:
+        """Run the query over every window ending in (fired_before, watermark] (None: no bound),
+        with each event in the windows it was not late for; then drop events with no open window."""
         spec = self.job.window
         assert spec is not None
+        time = f"epoch_us({quote(self.stream.time)})"
         closed = "TRUE" if watermark is None else f"epoch_us(window_end) <= {watermark}"
+        new = "TRUE" if fired_before is None else f"epoch_us(window_end) > {fired_before}"
+        expanded = window_sql(spec, f"SELECT * FROM {self.state}")
         if spec.kind == "SESSION":
-            sessions = window_sql(spec, f"SELECT * FROM {self.state}")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRED}_all AS SELECT * FROM ({sessions}) WHERE {closed}")
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * EXCLUDE (__sqlml_seq) FROM {FIRED}_all")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FIRED}_all AS SELECT * FROM ({expanded}) WHERE {closed}")
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * EXCLUDE (__sqlml_seq, __sqlml_wm) FROM {FIRED}_all"
+            )
             delete = f"DELETE FROM {self.state} WHERE __sqlml_seq IN (SELECT __sqlml_seq FROM {FIRED}_all)"
         else:
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * FROM {self.state} WHERE {closed}")
-            delete = f"DELETE FROM {self.state} WHERE {closed}"
+            # a view: expanding windows is cheaper than writing the expanded rows down
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {FIRED} AS SELECT * EXCLUDE (__sqlml_seq, __sqlml_wm) FROM ({expanded}) "
+                f"WHERE {closed} AND {new} AND epoch_us(window_end) > __sqlml_wm"
+            )
+            done = "TRUE" if watermark is None else f"{last_window_end_sql(spec, time)} <= {watermark}"
+            delete = f"DELETE FROM {self.state} WHERE {done}"
         windows = self.con.execute(f"SELECT count(DISTINCT window_end) FROM {FIRED}").fetchall()[0][0]
-        if not windows:
-            return []
-        self.progress.windows += windows
-        emitted = self._emit(seq)
+        if windows:
+            self.progress.windows += windows
+            emitted = self._emit(seq)
+        else:
+            emitted = []
         self.con.execute(delete)
         return emitted
 

@@ -51,10 +51,11 @@ def _typed(stream: StreamDef, values: str, raw: str) -> str:
     return f"{', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, {raw} AS __sqlml_raw"
 
 
-def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: str, file: str) -> str:
+def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: str, file: str, line: str) -> str:
     """A parsing query for typed input (Parquet, Arrow): columns already of their declared
     type pass through untouched; others are cast, and a failed cast is an error row."""
-    found = dict(zip(*(lambda r: (r.columns, [str(t) for t in r.types]))(con.sql(f"SELECT * FROM {relation} LIMIT 0"))))
+    probe = con.sql(f"SELECT * FROM {relation} LIMIT 0")
+    found = dict(zip(probe.columns, [str(t) for t in probe.types]))
     missing = [n for n, _ in stream.columns if n not in found]
     if missing:
         raise BindError(f"The input of stream '{stream.name}' lacks column(s) {', '.join(missing)}.")
@@ -74,7 +75,7 @@ def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: 
     return (
         f"SELECT {', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, "
         f"CASE WHEN __sqlml_error <> '' THEN {raw} END AS __sqlml_raw, {file} AS __sqlml_file, "
-        f"row_number() OVER () AS __sqlml_line FROM {relation}"
+        f"{line} AS __sqlml_line FROM {relation}"
     )
 
 
@@ -147,7 +148,8 @@ class FileSource:
                 f"SELECT [{cols}] AS __v, row_number() OVER () AS __n FROM read_csv('{where}', header = true, all_varchar = true))"
             )
         else:
-            sql = _typed_columns(self.con, self.stream, f"read_parquet('{where}')", f"'{where}'")
+            relation = f"read_parquet('{where}', file_row_number = true)"
+            sql = _typed_columns(self.con, self.stream, relation, f"'{where}'", "file_row_number + 1")
         return _split(self.con, sql, self.stream)
 
     def batches(self) -> Iterator[Batch]:
@@ -187,8 +189,12 @@ class PythonSource:
             missing = [n for n in names if n not in data.column_names]
             if missing:
                 raise BindError(f"Data pushed to stream '{self.stream.name}' lacks column(s) {', '.join(missing)}.")
-            self.con.register("__sqlml_pushed", data)
-            sql = _typed_columns(self.con, self.stream, "__sqlml_pushed", "'python'")
+            first = self.offset["pushed"]
+            self.con.register(
+                "__sqlml_pushed",
+                data.append_column("__sqlml_n", pa.array(np.arange(first + 1, first + 1 + data.num_rows))),
+            )
+            sql = _typed_columns(self.con, self.stream, "__sqlml_pushed", "'python'", "__sqlml_n")
             try:
                 good, bad = _split(self.con, sql, self.stream)
             finally:

@@ -93,3 +93,16 @@ def first_window_end(spec: WindowSpec, times: np.ndarray) -> np.ndarray:
     step, max_size = spec.sizes  # CUMULATE: the smallest window past the event
     base = times // max_size * max_size
     return base + ((times - base) // step + 1) * step
+
+
+def last_window_end_sql(spec: WindowSpec, e: str) -> str:
+    """SQL for the end of the last window an event at `e` (microseconds) belongs to: once the
+    watermark passes it, the event is needed by no open window."""
+    if spec.kind == "TUMBLE":
+        size = spec.sizes[0]
+        return f"({floor_div(e, size)} * {size} + {size})"
+    if spec.kind == "HOP":
+        slide, size = spec.sizes
+        return f"({floor_div(e, slide)} * {slide} + {size})"
+    max_size = spec.sizes[1]
+    return f"({floor_div(e, max_size)} * {max_size} + {max_size})"
