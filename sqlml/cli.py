@@ -38,6 +38,20 @@ def open_session(db: str, catalog: Path | None) -> Session:
     return session
 
 
+def stop_cleanly_on_signals(session: Session) -> None:
+    """SIGTERM (and a first Ctrl-C) end continuous queries at the next micro-batch: the
+    checkpoint is committed and the run exits 0. A second Ctrl-C interrupts at once."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and (session.engine.stop.is_set() or not session.engine.streaming):
+            raise KeyboardInterrupt
+        session.engine.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def stream_summary(stream: str, done: Any) -> None:
     """One line on stderr when a continuous query ends: what it read, what it could not use."""
     typer.echo(
@@ -119,10 +133,14 @@ def run(
         typer.echo("error: give SQL files, - for standard input, or -c 'SQL'", err=True)
         raise typer.Exit(2)
     session = open_session(db, catalog)
+    stop_cleanly_on_signals(session)
     try:
         for source, script in scripts:
             if not run_script(session, script, source, fmt, lambda text: typer.echo(text, nl=False)):
                 raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        raise typer.Exit(130) from None
     finally:
         session.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
 
@@ -53,12 +54,17 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
 class StreamOutput:
     """The results of a continuous SELECT: Arrow tables, one as each set of windows closes."""
 
-    def __init__(self, runner: Runner, done: Callable[[str, Progress], None]) -> None:
+    def __init__(self, runner: Runner, done: Callable[[str, Progress], None], engine: Engine) -> None:
         self.runner = runner
         self.done = done
+        self.engine = engine
 
     def __iter__(self) -> Iterator[pa.Table]:
-        yield from self.runner.run()
+        self.engine.streaming = True
+        try:
+            yield from self.runner.run()
+        finally:
+            self.engine.streaming = False
         self.done(self.runner.stream.name, self.runner.progress)
 
 
@@ -87,6 +93,8 @@ class Engine:
         }
         self.streams = StreamRegistry(con)
         self.python_sources: dict[str, PythonSource] = {}
+        self.stop = threading.Event()  # set to end continuous queries cleanly (SIGTERM, Ctrl-C)
+        self.streaming = False  # whether a continuous query is running
         self.on_stream_done: Callable[[str, Progress], None] = lambda name, progress: None
 
     # -- DuckDB access --------------------------------------------------------------
@@ -258,11 +266,15 @@ class Engine:
         job.durable = job.sink in ("insert", "copy") and self.is_durable()
         if job.sink == "copy":
             os.makedirs(job.target, exist_ok=True)
-        runner = Runner(self.con, job, self.python_sources)
+        runner = Runner(self.con, job, self.python_sources, self.stop)
         if job.sink == "select":
-            return StreamOutput(runner, self.on_stream_done)
-        for _ in runner.run():
-            pass
+            return StreamOutput(runner, self.on_stream_done, self)
+        self.streaming = True
+        try:
+            for _ in runner.run():
+                pass
+        finally:
+            self.streaming = False
         self.on_stream_done(job.stream.name, runner.progress)
         done = runner.progress
         return pa.table(

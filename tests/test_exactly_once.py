@@ -3,6 +3,7 @@ ends with the same table as an uninterrupted run, row for row: no duplicate, no 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import signal
@@ -91,3 +92,55 @@ def test_sigkill_at_random_points_gives_the_uninterrupted_result(tmp_path):
     again = start(tmp_path, "killed.duckdb")
     assert again.wait(timeout=300) == 0
     assert table(tmp_path, "killed.duckdb") == expected
+
+
+FOLLOW = """CREATE STREAM IF NOT EXISTS clicks (user_id BIGINT, item_id BIGINT, price DOUBLE, purchased BOOLEAN, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl', follow = true);
+CREATE TABLE IF NOT EXISTS per_minute (window_start TIMESTAMP, window_end TIMESTAMP, item_id BIGINT, clicks BIGINT, spend DOUBLE);
+INSERT INTO per_minute SELECT window_start, window_end, item_id, count(*) AS clicks, sum(price) AS spend
+FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, item_id;
+"""
+
+
+def test_follow_picks_up_new_files_and_sigterm_stops_cleanly(tmp_path):
+    import json as _json
+
+    from tests.test_stream import T0
+
+    events = tmp_path / "events"
+    events.mkdir()
+
+    def add_file(index: int, start_s: int, count: int) -> None:
+        rows = [
+            {
+                "user_id": 1,
+                "item_id": i % 3,
+                "price": 1.0,
+                "purchased": False,
+                "ts": str(T0 + dt.timedelta(seconds=start_s + i)),
+            }
+            for i in range(count)
+        ]
+        tmp = events / f".part-{index}.tmp"
+        tmp.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+        tmp.rename(events / f"part-{index:03d}.jsonl")
+
+    add_file(0, 0, 90)  # 00:00 - 00:01:30: the first minute closes once the watermark passes 00:01
+    (tmp_path / "job.sql").write_text(FOLLOW)
+    proc = start(tmp_path, "f.duckdb")
+    time.sleep(5)
+    add_file(1, 90, 60)  # to 00:02:30: the second minute closes
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    assert "Traceback" not in proc.stderr.read()
+    assert sorted(r[0].minute for r in table(tmp_path, "f.duckdb")) == [0, 0, 0, 1, 1, 1]
+    # restarted, it resumes: a third file closes the third minute, nothing is counted twice
+    add_file(2, 150, 60)
+    proc = start(tmp_path, "f.duckdb")
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    rows = table(tmp_path, "f.duckdb")
+    assert sorted(r[0].minute for r in rows) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert sum(r[3] for r in rows) == 180

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,13 +71,20 @@ class Progress:
 class Runner:
     """Runs one StreamJob on a connection, yielding each emitted result as an Arrow table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, job: StreamJob, python_sources: dict[str, PythonSource]) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        job: StreamJob,
+        python_sources: dict[str, PythonSource],
+        stop: threading.Event | None = None,
+    ) -> None:
         self.con = con
         self.job = job
         self.stream = job.stream
         self.progress = Progress()
         self.state = f"sqlml_state_{job.query_id}" if job.durable else f"__sqlml_state_{job.query_id}"
         self.python_sources = python_sources
+        self.stop = stop or threading.Event()
         cols = [quote(n) for n, _ in self.stream.columns]
         self.columns = ", ".join(cols)
         # window state keeps only the columns the query reads (and the time column)
@@ -127,9 +135,14 @@ class Runner:
             source = StdinSource(self.con, self.stream)
         else:
             source = FileSource(self.con, self.stream, offset)
-        for batch in source.batches():
+        batches = source.batches(self.stop) if isinstance(source, FileSource) else source.batches()
+        for batch in batches:
             emitted, max_us, seq = self._step(batch, max_us, seq, final=False)
             yield from emitted
+            if self.stop.is_set():
+                break
+        if self.stop.is_set():
+            return  # stopped, not ended: open windows stay in the checkpointed state
         end = Batch(pa.table({}), pa.table({}), dict(getattr(source, "offset", {})))
         emitted, _, _ = self._step(end, max_us, seq, final=True)
         yield from emitted

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import itertools
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlml.features import quote
 from sqlml.stream.streams import StreamDef
 
 DEFAULT_BATCH = 50_000
+POLL_SECONDS = 0.2  # how often a followed source looks for new data
 
 
 @dataclass
@@ -152,22 +154,40 @@ class FileSource:
             sql = _typed_columns(self.con, self.stream, relation, f"'{where}'", "file_row_number + 1")
         return _split(self.con, sql, self.stream)
 
-    def batches(self) -> Iterator[Batch]:
-        for path in self.files():
-            if path < self.offset["file"]:
-                continue
-            good, bad = self._read(path)
-            lines = good.num_rows + bad.num_rows
-            good_lines = good.column("__sqlml_line").to_numpy()
-            bad_lines = bad.column("line").to_numpy()
-            good = good.drop_columns(["__sqlml_line"])
-            start = self.offset["line"] if path == self.offset["file"] else 0
-            for first in range(start, lines, self.batch_size):
-                last = min(first + self.batch_size, lines)
-                self.offset = {"file": path, "line": last}
-                yield Batch(
-                    _lines(good, good_lines, first, last), _lines(bad, bad_lines, first, last), dict(self.offset)
-                )
+    def batches(self, stop: threading.Event | None = None) -> Iterator[Batch]:
+        """Micro-batches from where the offset stands. With follow = true, keep watching for
+        new files and appended lines until `stop` is set; else end after the last file."""
+        follow = bool(self.stream.options.get("follow"))
+        while True:
+            for path in self.files() if not follow else sorted(glob.glob(self.pattern)):
+                if path < self.offset["file"]:
+                    continue
+                yield from self._file_batches(path, complete_lines_only=follow)
+            if not follow or stop is None or stop.wait(POLL_SECONDS):
+                return
+
+    def _file_batches(self, path: str, complete_lines_only: bool) -> Iterator[Batch]:
+        good, bad = self._read(path)
+        lines = good.num_rows + bad.num_rows
+        if complete_lines_only and self.format != "parquet" and not _ends_with_newline(path):
+            lines -= 1  # a line still being written
+        good_lines = good.column("__sqlml_line").to_numpy()
+        bad_lines = bad.column("line").to_numpy()
+        good = good.drop_columns(["__sqlml_line"])
+        start = self.offset["line"] if path == self.offset["file"] else 0
+        for first in range(start, lines, self.batch_size):
+            last = min(first + self.batch_size, lines)
+            self.offset = {"file": path, "line": last}
+            yield Batch(_lines(good, good_lines, first, last), _lines(bad, bad_lines, first, last), dict(self.offset))
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 class PythonSource:
