@@ -65,7 +65,7 @@ class StreamOutput:
             yield from self.runner.run()
         finally:
             self.engine.streaming = False
-        self.done(self.runner.stream.name, self.runner.progress)
+        self.done(self.runner.job.name, self.runner.progress)
 
 
 class Engine:
@@ -275,10 +275,10 @@ class Engine:
                 pass
         finally:
             self.streaming = False
-        self.on_stream_done(job.stream.name, runner.progress)
+        self.on_stream_done(job.name, runner.progress)
         done = runner.progress
         return pa.table(
-            {"stream": [job.stream.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
+            {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
              "windows": [done.windows], "rows_written": [done.emitted]}
         )  # fmt: skip
 

@@ -45,7 +45,7 @@ def checkpoint(folder, db: str) -> str | None:
         return None
     con = duckdb.connect(str(folder / db), read_only=True)
     try:
-        rows = con.sql("SELECT source_offset FROM sqlml_checkpoints").fetchall()
+        rows = con.sql("SELECT progress FROM sqlml_checkpoints").fetchall()
     except duckdb.CatalogException:
         return None
     finally:

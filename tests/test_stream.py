@@ -203,7 +203,7 @@ def test_stateless_filter_and_join_with_a_table(con):
             "SELECT * FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND)) LIMIT 3",
             "LIMIT and OFFSET have no meaning",
         ),
-        ("SELECT * FROM ev AS a JOIN ev AS b ON a.k = b.k", "one stream"),
+        ("SELECT * FROM ev AS a JOIN ev AS b ON a.k = b.k", "each stream once"),
         ("CREATE TABLE copy_of AS SELECT * FROM ev", "'ev' is a stream, which cannot be used here"),
         (
             "TRAIN MODEL m USING lightgbm_classifier LABEL k AS SELECT * FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
@@ -280,3 +280,38 @@ def test_stdin_stream_through_the_cli(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if not line.startswith('"')]
     assert rows == ["2025-01-01 00:00:00.000000,4", "2025-01-01 00:00:10.000000,3", "2025-01-01 00:00:20.000000,3"]
     assert "ev: 10 events, 3 windows closed, 0 late (in ev_late), 1 malformed (in ev_errors)" in proc.stderr
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    gaps_a=st.lists(st.integers(0, 3000), min_size=1, max_size=40),
+    gaps_b=st.lists(st.integers(0, 3000), min_size=1, max_size=40),
+    kind=st.sampled_from(["TUMBLE", "HOP", "CUMULATE"]),
+    batch=st.sampled_from([1, 7, 10_000]),
+)
+def test_window_join_of_two_streams_equals_batch(tmp_path_factory, gaps_a, gaps_b, kind, batch):
+    con = sqlml.connect(catalog=tmp_path_factory.mktemp("c"))
+    tables = {}
+    for name, gaps in (("a", gaps_a), ("b", gaps_b)):
+        con.execute(
+            f"CREATE STREAM {name} (k BIGINT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'python')"
+        )
+        offsets = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+        tables[name] = events_table(offsets, [g % 2 for g in gaps])
+        con.connection.register(f"{name}_arrow", tables[name])
+        con.execute(f"CREATE TABLE {name}_table AS SELECT * FROM {name}_arrow")
+        for start in range(0, tables[name].num_rows, batch):
+            con.push(name, tables[name].slice(start, batch))
+    args = WINDOWS[kind].format(a=2, b=4)
+    query = (
+        "SELECT x.window_start, x.window_end, x.k, count(*) AS n, sum(x.v + y.v) AS s "
+        "FROM TABLE({kind}(TABLE {a}, DESCRIPTOR(ts), {args})) AS x "
+        "JOIN TABLE({kind}(TABLE {b}, DESCRIPTOR(ts), {args})) AS y "
+        "ON x.window_start = y.window_start AND x.window_end = y.window_end AND x.k = y.k "
+        "GROUP BY x.window_start, x.window_end, x.k"
+    )
+    streamed = []
+    for record_batch in con.stream(query.format(kind=kind, a="a", b="b", args=args)):
+        streamed += list(zip(*[c.to_pylist() for c in record_batch.columns]))
+    expected = con.sql(query.format(kind=kind, a="a_table", b="b_table", args=args)).fetchall()
+    assert Counter(streamed) == Counter(expected)

@@ -18,7 +18,7 @@ from sqlglot import exp
 from sqlml import ast
 from sqlml.dialect import Sqlml
 from sqlml.errors import did_you_mean
-from sqlml.stream.runner import BATCH, FIRED, StreamJob
+from sqlml.stream.runner import BATCH, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
 
 if TYPE_CHECKING:
@@ -122,41 +122,42 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     ]
     if not windows and not plain:
         return None
-    streams = {w.args["table"].name.lower() for w in windows} | {t.name.lower() for t in plain}
+    assert binder.streams is not None
     first = windows[0] if windows else plain[0]
-    if len(streams) > 1 or len(windows) + len(plain) > 1:
-        raise binder.error(
-            "A query may read one stream through at most one window function here.", first,
-            "Join a stream with ordinary tables, or write each stream's windows to a table first (INSERT INTO).",
-        )  # fmt: skip
     if windows and plain:
         raise binder.error("A query cannot read a stream both through a window function and directly.", plain[0])
-    assert binder.streams is not None
-    stream = binder.streams.require(streams.pop())
+    names = [w.args["table"].name.lower() for w in windows] + [t.name.lower() for t in plain]
+    if len(plain) > 1 or len(set(names)) < len(names):
+        raise binder.error(
+            "A query may read each stream once: through one window function, or directly.", first,
+            "Join two streams through their windows (same window function on each), or use a CTE to read one window twice.",
+        )  # fmt: skip
     if sink == "copy" and not target:
         raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
-    window = None
-    if windows:
-        tvf = windows[0]
-        window = binder.window_spec(tvf, dict(stream.columns))
-        tvf.set("rewrite", f"SELECT * FROM {FIRED}")
-        _check_windowed(binder, query, stream)
-    else:
-        _check_stateless(binder, query, stream)
-        for table in plain:
-            alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
-            table.replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
-    names = {n for n, _ in stream.columns}
+    referenced = {c.name for c in query.find_all(exp.Column)}
     reads_all = any(
         isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
         for select in query.find_all(exp.Select)
         for e in select.expressions
     )
-    needed = () if reads_all else tuple(sorted({c.name for c in query.find_all(exp.Column)} & names))
+    inputs = []
+    for k, tvf in enumerate(windows):
+        stream = binder.streams.require(tvf.args["table"].name)
+        spec = binder.window_spec(tvf, dict(stream.columns))
+        view = f"__sqlml_fired_{k}"
+        tvf.set("rewrite", f"SELECT * FROM {view}")
+        needed = () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns}))
+        inputs.append(StreamInput(stream, spec, view, needed))
+    if windows:
+        _check_windowed(binder, query, inputs[0].stream)
+    else:
+        stream = binder.streams.require(plain[0].name)
+        _check_stateless(binder, query, stream)
+        alias = plain[0].args.get("alias") or exp.TableAlias(this=exp.to_identifier(plain[0].name))
+        plain[0].replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
+        inputs.append(StreamInput(stream, None, BATCH))
     binder.rewrite_all(query)
-    return StreamJob(
-        binder.statement.text, stream, window, query.sql(dialect=Sqlml), sink, target, copy_options, needed=needed
-    )
+    return StreamJob(binder.statement.text, inputs, query.sql(dialect=Sqlml), sink, target, copy_options)
 
 
 def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
