@@ -94,6 +94,9 @@ class Session:
 
     def interrupt(self) -> None:
         """Cancel the running statement from another thread (the REPL's Ctrl-C)."""
+        if self.engine.streaming:
+            self.engine.stop.set()  # a continuous query stops cleanly at its next micro-batch
+            return
         self.engine.cancelled = True
         self.connection.interrupt()
 

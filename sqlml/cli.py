@@ -99,6 +99,8 @@ def run_script(session: Session, script: str, source: str, fmt: str, out: Callab
         for statement, result in session.run(script):
             if result is not None and not (is_command(statement.text) and result.columns == ["Count"]):
                 out(FORMATS[fmt](result.arrow()))
+            if session.engine.stop.is_set():  # SIGTERM or Ctrl-C: stopped at a checkpoint
+                return True
     except SqlmlError as err:
         typer.echo(error_text(err, source, script), err=True)
         return False

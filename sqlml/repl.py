@@ -104,10 +104,13 @@ class Repl:
         """Run a script in a worker thread, so Ctrl-C here can interrupt DuckDB or LightGBM."""
         started = time.perf_counter()
         outcome: dict[str, Any] = {}
+        self.session.engine.stop.clear()
 
         def work() -> None:
-            try:
-                outcome["tables"] = [r.arrow() for _, r in self.session.run(script) if r is not None]
+            try:  # results print as they come: a continuous SELECT prints as windows close
+                for _, result in self.session.run(script):
+                    if result is not None:
+                        print(table_text(result.arrow()), end="", flush=True)
             except BaseException as err:  # handed to the main thread
                 outcome["error"] = err
 
@@ -127,8 +130,6 @@ class Repl:
             print(error_text(error, "<repl>", script))
         elif error is not None:
             raise error
-        for table in outcome.get("tables", []):
-            print(table_text(table), end="")
         if self.timer:
             print(f"Run time: {time.perf_counter() - started:.3f} s")
 

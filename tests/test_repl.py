@@ -70,3 +70,24 @@ def test_ctrl_c_cancels_the_running_statement(repl):
     repl.sendline("SELECT 7 AS still_here;")
     repl.expect_exact("still_here")
     repl.expect_exact(PROMPT)
+
+
+def test_streams_in_the_repl(repl, tmp_path):
+    events = tmp_path / "ev.jsonl"
+    repl.sendline(
+        "COPY (SELECT i AS k, TIMESTAMP '2025-01-01' + INTERVAL (i) SECOND AS ts FROM range(120) AS t(i)) "
+        f"TO '{events}' (FORMAT json);"
+    )
+    repl.expect_exact(PROMPT)
+    repl.sendline(f"CREATE STREAM ev (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (path = '{events}');")
+    repl.expect_exact(PROMPT)
+    repl.sendline(
+        "SELECT window_start, count(*) AS n FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' MINUTE))"
+    )
+    repl.expect_exact("...> ")
+    repl.sendline("GROUP BY window_start, window_end;")
+    repl.expect_exact("2025-01-01 00:01:00")
+    repl.expect_exact(PROMPT)
+    repl.sendline("SELECT count(*) FROM ev;")
+    repl.expect_exact("cannot use an aggregate")
+    repl.expect_exact(PROMPT)

@@ -315,3 +315,14 @@ def test_window_join_of_two_streams_equals_batch(tmp_path_factory, gaps_a, gaps_
         streamed += list(zip(*[c.to_pylist() for c in record_batch.columns]))
     expected = con.sql(query.format(kind=kind, a="a_table", b="b_table", args=args)).fetchall()
     assert Counter(streamed) == Counter(expected)
+
+
+def test_stream_errors_through_the_cli(tmp_path):
+    from tests.conftest import run_cli
+
+    (tmp_path / "bad.sql").write_text(
+        "CREATE STREAM ev (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts)\n  WITH (connector = 'files', path = 'none/*.jsonl');\n"
+    )
+    proc = run_cli("run", "bad.sql", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("bad.sql:2:37: error: The path 'none/*.jsonl' matches no files.")
