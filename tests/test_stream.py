@@ -326,3 +326,31 @@ def test_stream_errors_through_the_cli(tmp_path):
     proc = run_cli("run", "bad.sql", cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("bad.sql:2:37: error: The path 'none/*.jsonl' matches no files.")
+
+
+def test_parquet_stream_reads_only_needed_columns_but_keeps_whole_late_and_bad_rows(tmp_path):
+    con = sqlml.connect(catalog=tmp_path / "cat")
+    path = tmp_path / "ev.parquet"
+    # k is text in the file, declared BIGINT: 'x' cannot be read; event 4 arrives 30 s late
+    con.execute(
+        f"COPY (SELECT * FROM (VALUES ('1', 'a', TIMESTAMP '2025-01-01 00:00:01'), ('x', 'b', TIMESTAMP '2025-01-01 00:00:02'), "
+        f"('3', 'c', TIMESTAMP '2025-01-01 00:00:40'), ('4', 'd', TIMESTAMP '2025-01-01 00:00:05'), "
+        f"('5', 'e', TIMESTAMP '2025-01-01 00:00:50')) AS t(k, note, ts)) TO '{path}' (FORMAT parquet)"
+    )
+    con.execute(
+        "CREATE STREAM ev (k BIGINT, note VARCHAR, ts TIMESTAMP, WATERMARK FOR ts AS ts) "
+        f"WITH (connector = 'files', path = '{path}', format = 'parquet')"
+    )
+    counts = [
+        n
+        for batch in con.stream(
+            "SELECT count(note) AS n FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end"
+        )
+        for n in batch.column(0).to_pylist()
+    ]
+    assert counts == [1, 1, 1]
+    assert con.sql("SELECT k, note, window_end FROM ev_late").fetchall() == [
+        (4, "d", dt.datetime(2025, 1, 1, 0, 0, 10))
+    ]
+    (raw, line, error) = con.sql("SELECT raw, line, error FROM ev_errors").fetchall()[0]
+    assert line == 2 and "cannot read x as BIGINT" in error and "'note': b" in raw

@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sqlml.features import quote
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource
@@ -212,7 +213,8 @@ class Runner:
             return self.python_sources.setdefault(stream.name, PythonSource(self.con, stream))
         if stream.connector == "stdin":
             return StdinSource(self.con, stream)
-        return FileSource(self.con, stream, inp.offset or None)
+        read = frozenset(inp.spec.needed) if inp.spec.needed and inp.spec.window is not None else None
+        return FileSource(self.con, stream, inp.offset or None, read)
 
     def _step(self, inp: _Input | None, batch: Batch | None) -> list[pa.Table]:
         con = self.con
@@ -225,7 +227,7 @@ class Runner:
                 inp.offset = batch.offset
                 self._errors(inp, batch.errors)
                 if batch.events.num_rows:
-                    emitted += self._events(inp, batch.events)
+                    emitted += self._events(inp, batch.events, batch.fetch)
             if any(i.spec.window is not None for i in self.inputs):
                 final = all(i.ended for i in self.inputs)
                 watermark = None if final else self._watermark()
@@ -250,7 +252,7 @@ class Runner:
             self.con.unregister("__sqlml_errors")
             self.progress.malformed += errors.num_rows
 
-    def _events(self, inp: _Input, events: pa.Table) -> list[pa.Table]:
+    def _events(self, inp: _Input, events: pa.Table, fetch: Callable[[list[int]], pa.Table] | None) -> list[pa.Table]:
         self.progress.events += events.num_rows
         times = events.column(inp.stream.time).cast(pa.int64()).to_numpy()  # microseconds
         # the watermark at each event's arrival: the running maximum of this stream's events
@@ -272,32 +274,57 @@ class Runner:
             if inp.spec.window is None:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {inp.columns} FROM {BATCH}_raw")
                 return self._emit()
-            self._assign(inp, times, watermark)
+            self._assign(inp, times, watermark, fetch)
             return []
         finally:
             self.con.unregister(BATCH + "_raw")
 
-    def _assign(self, inp: _Input, times: np.ndarray, watermark: np.ndarray) -> None:
+    def _assign(
+        self, inp: _Input, times: np.ndarray, watermark: np.ndarray, fetch: Callable[[list[int]], pa.Table] | None
+    ) -> None:
         """Record late events, and keep in state every event with a window still open at its arrival."""
         spec, time = inp.spec.window, quote(inp.stream.time)
         assert spec is not None
-        raw, late = f"{BATCH}_raw", quote(inp.stream.late_table)
+        raw = f"{BATCH}_raw"
         keep = f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {raw}"
         if spec.kind == "SESSION":
             gap = spec.sizes[0]
             if np.any(times + gap <= watermark):
-                self.progress.late += self._count(
-                    f"INSERT INTO {late} SELECT {inp.columns}, {time}, make_timestamp(epoch_us({time}) + {gap}), "
-                    f"make_timestamp(__sqlml_wm) FROM {raw} WHERE epoch_us({time}) + {gap} <= __sqlml_wm"
-                )
+                self._late(inp, f"SELECT *, {time} AS window_start, make_timestamp(epoch_us({time}) + {gap}) AS window_end "
+                                f"FROM {raw} WHERE epoch_us({time}) + {gap} <= __sqlml_wm", fetch)  # fmt: skip
                 keep += f" WHERE epoch_us({time}) + {gap} > __sqlml_wm"
         elif np.any(first_window_end(spec, times) <= watermark):
-            self.progress.late += self._count(
-                f"INSERT INTO {late} SELECT {inp.columns}, window_start, window_end, make_timestamp(__sqlml_wm) "
-                f"FROM ({window_sql(spec, f'SELECT * FROM {raw}')}) WHERE epoch_us(window_end) <= __sqlml_wm"
+            self._late(
+                inp,
+                f"SELECT * FROM ({window_sql(spec, f'SELECT * FROM {raw}')}) WHERE epoch_us(window_end) <= __sqlml_wm",
+                fetch,
             )
             keep += f" WHERE {last_window_end_sql(spec, f'epoch_us({time})')} > __sqlml_wm"
         self.con.execute(keep)
+
+    def _late(self, inp: _Input, late_sql: str, fetch: Callable[[list[int]], pa.Table] | None) -> None:
+        """Write late (event, window) rows to `<stream>_late`, with the whole event even when the
+        batch holds only the columns the query reads."""
+        target = quote(inp.stream.late_table)
+        if fetch is None:
+            self.progress.late += self._count(
+                f"INSERT INTO {target} SELECT {inp.columns}, window_start, window_end, make_timestamp(__sqlml_wm) FROM ({late_sql})"
+            )
+            return
+        late = self.con.sql(
+            f"SELECT __sqlml_line, window_start, window_end, __sqlml_wm FROM ({late_sql})"
+        ).to_arrow_table()
+        self.con.register("__sqlml_late", late)
+        self.con.register("__sqlml_whole", fetch(pc.unique(late.column("__sqlml_line")).to_pylist()))
+        try:
+            whole = ", ".join(f"w.{quote(n)}" for n, _ in inp.stream.columns)
+            self.progress.late += self._count(
+                f"INSERT INTO {target} SELECT {whole}, l.window_start, l.window_end, make_timestamp(l.__sqlml_wm) "
+                "FROM __sqlml_late AS l JOIN __sqlml_whole AS w USING (__sqlml_line)"
+            )
+        finally:
+            self.con.unregister("__sqlml_late")
+            self.con.unregister("__sqlml_whole")
 
     def _count(self, insert: str) -> int:
         """Run an INSERT (or COPY) and return how many rows it wrote."""

@@ -13,7 +13,7 @@ import itertools
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,8 @@ class Batch:
     events: pa.Table
     errors: pa.Table
     offset: dict[str, Any]
+    # whole rows by line number, when `events` holds only the columns the query reads
+    fetch: Callable[[list[int]], pa.Table] | None = None
 
 
 def _typed(stream: StreamDef, values: str, raw: str) -> str:
@@ -53,9 +55,19 @@ def _typed(stream: StreamDef, values: str, raw: str) -> str:
     return f"{', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, {raw} AS __sqlml_raw"
 
 
-def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: str, file: str, line: str) -> str:
+def _typed_columns(
+    con: duckdb.DuckDBPyConnection,
+    stream: StreamDef,
+    relation: str,
+    file: str,
+    line: str,
+    read: frozenset[str] | None = None,
+) -> str:
     """A parsing query for typed input (Parquet, Arrow): columns already of their declared
-    type pass through untouched; others are cast, and a failed cast is an error row."""
+    type pass through untouched; others are cast, and a failed cast is an error row.
+
+    With `read`, only those columns (and the time column, and any that need a cast, the only
+    ones that can fail) are read; `__sqlml_raw` is then left for the caller to fill in."""
     probe = con.sql(f"SELECT * FROM {relation} LIMIT 0")
     found = dict(zip(probe.columns, [str(t) for t in probe.types]))
     missing = [n for n, _ in stream.columns if n not in found]
@@ -65,7 +77,8 @@ def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: 
     for name, type_ in stream.columns:
         column = quote(name)
         if found[name].upper() == type_.upper():
-            casts.append(column)
+            if read is None or name in read or name == stream.time:
+                casts.append(column)
         else:
             casts.append(f"TRY_CAST({column} AS {type_}) AS {column}")
             checks.append(
@@ -73,12 +86,16 @@ def _typed_columns(con: duckdb.DuckDBPyConnection, stream: StreamDef, relation: 
                 f"THEN '{name}: cannot read ' || CAST({column} AS VARCHAR) || ' as {type_}' END"
             )
     checks.append(f"CASE WHEN {quote(stream.time)} IS NULL THEN '{stream.time}: missing event time' END")
-    raw = "CAST(struct_pack(" + ", ".join(f"{quote(n)} := {quote(n)}" for n, _ in stream.columns) + ") AS VARCHAR)"
+    raw = "NULL" if read is not None else _raw_sql(stream)
     return (
         f"SELECT {', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, "
         f"CASE WHEN __sqlml_error <> '' THEN {raw} END AS __sqlml_raw, {file} AS __sqlml_file, "
         f"{line} AS __sqlml_line FROM {relation}"
     )
+
+
+def _raw_sql(stream: StreamDef) -> str:
+    return "CAST(struct_pack(" + ", ".join(f"{quote(n)} := {quote(n)}" for n, _ in stream.columns) + ") AS VARCHAR)"
 
 
 def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
@@ -93,10 +110,10 @@ def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
 
 
 def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple[pa.Table, pa.Table]:
-    """Good events (columns plus __sqlml_line) and error rows, from a parsing query."""
+    """Good events (the columns read, plus __sqlml_line) and error rows, from a parsing query."""
     parsed = con.sql(sql).to_arrow_table()
     ok = pc.equal(parsed.column("__sqlml_error"), "")
-    names = [n for n, _ in stream.columns] + ["__sqlml_line"]
+    names = [n for n, _ in stream.columns if n in parsed.column_names] + ["__sqlml_line"]
     if pc.all(ok).as_py():
         return parsed.select(names), pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
                                                "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
@@ -117,9 +134,16 @@ def _lines(table: pa.Table, lines: np.ndarray, first: int, last: int) -> pa.Tabl
 class FileSource:
     """Files matching a glob, in name order; jsonl, csv or parquet."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, stream: StreamDef, offset: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamDef,
+        offset: dict[str, Any] | None = None,
+        read: frozenset[str] | None = None,
+    ) -> None:
         self.con = con
         self.stream = stream
+        self.read = read  # Parquet only: the columns to read (None: all)
         self.pattern = str(stream.options["path"])
         self.format = str(stream.options.get("format", "jsonl"))
         self.batch_size = int(stream.options.get("batch_size", DEFAULT_BATCH))
@@ -151,7 +175,15 @@ class FileSource:
             )
         else:
             relation = f"read_parquet('{where}', file_row_number = true)"
-            sql = _typed_columns(self.con, self.stream, relation, f"'{where}'", "file_row_number + 1")
+            sql = _typed_columns(self.con, self.stream, relation, f"'{where}'", "file_row_number + 1", self.read)
+            good, bad = _split(self.con, sql, self.stream)
+            if self.read is not None and bad.num_rows:
+                raw = self.con.execute(
+                    f"SELECT {_raw_sql(self.stream)} FROM {relation} WHERE list_contains(?, file_row_number + 1) "
+                    "ORDER BY file_row_number", [bad.column("line").to_pylist()]
+                ).fetchall()  # fmt: skip
+                bad = bad.set_column(0, "raw", pa.array([r[0] for r in raw], pa.string()))
+            return good, bad
         return _split(self.con, sql, self.stream)
 
     def batches(self, stop: threading.Event | None = None) -> Iterator[Batch]:
@@ -173,12 +205,26 @@ class FileSource:
             lines -= 1  # a line still being written
         good_lines = good.column("__sqlml_line").to_numpy()
         bad_lines = bad.column("line").to_numpy()
-        good = good.drop_columns(["__sqlml_line"])
+        projected = self.read is not None and self.format == "parquet"
+        if not projected:
+            good = good.drop_columns(["__sqlml_line"])
+        fetch = (lambda lines: self.whole_rows(path, lines)) if projected else None
         start = self.offset["line"] if path == self.offset["file"] else 0
         for first in range(start, lines, self.batch_size):
             last = min(first + self.batch_size, lines)
             self.offset = {"file": path, "line": last}
-            yield Batch(_lines(good, good_lines, first, last), _lines(bad, bad_lines, first, last), dict(self.offset))
+            yield Batch(
+                _lines(good, good_lines, first, last), _lines(bad, bad_lines, first, last), dict(self.offset), fetch
+            )
+
+    def whole_rows(self, path: str, lines: list[int]) -> pa.Table:
+        """Every column of the given lines of a Parquet file, with __sqlml_line."""
+        where = path.replace("'", "''")
+        casts = ", ".join(f"CAST({quote(n)} AS {t}) AS {quote(n)}" for n, t in self.stream.columns)
+        return self.con.sql(
+            f"SELECT {casts}, file_row_number + 1 AS __sqlml_line FROM read_parquet('{where}', file_row_number = true) "
+            "WHERE list_contains(?, file_row_number + 1)", params=[lines]
+        ).to_arrow_table()  # fmt: skip
 
 
 def _ends_with_newline(path: str) -> bool:
