@@ -82,6 +82,12 @@ class Predict(exp.Expression):
     arg_types = {"this": True, "source": True, "rewrite": False}
 
 
+class Metrics(exp.Expression):
+    """`METRICS(MODEL name)`: the model's metrics log as a table."""
+
+    arg_types = {"this": True, "rewrite": False}
+
+
 class WindowTable(exp.Expression):
     """`TABLE(TUMBLE|HOP|CUMULATE|SESSION(TABLE t [PARTITION BY k], DESCRIPTOR(ts), size, ...)) [AS alias]`.
 

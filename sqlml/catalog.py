@@ -29,6 +29,8 @@ from sqlml.errors import CatalogError, UnknownModelError, did_you_mean
 
 MODEL_FILE = "model.txt"
 META_FILE = "meta.json"
+SERVING_FILE = "serving.json"
+METRICS_FILE = "metrics.jsonl"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 
 
@@ -130,6 +132,40 @@ class Catalog:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    # -- serving version and metrics log --------------------------------------------
+    def serving(self, name: str) -> dict[str, Any] | None:
+        """Which version serves and why: {"version", "reason", "history": [...]}, if set."""
+        path = self.root / check_name(name) / SERVING_FILE
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as err:
+            raise CatalogError(f"Serving file {path} is corrupt: {err}.") from err
+        return data if isinstance(data, dict) else None
+
+    def set_serving(self, name: str, version: int, reason: str, since_us: int | None) -> None:
+        """Make `version` the serving one (atomically), keeping the history of promotions."""
+        current = self.serving(name) or {"history": []}
+        entry = {"version": version, "reason": reason, "since_us": since_us}
+        data = {"version": version, "reason": reason, "history": [*current["history"], entry]}
+        folder = self.root / check_name(name)
+        tmp = folder / f".serving-{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, folder / SERVING_FILE)
+
+    def metrics_path(self, name: str) -> Path:
+        return self.root / check_name(name) / METRICS_FILE
+
+    def append_metrics(self, name: str, row: dict[str, Any]) -> None:
+        """Append one row to the model's metrics log (JSON lines, one write per row)."""
+        path = self.metrics_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
+            log.write(json.dumps(row, default=str) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
 
     def _last_number(self, name: str) -> int:
         """The highest version number ever used, so numbers of dropped versions are not reused."""

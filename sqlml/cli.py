@@ -35,7 +35,18 @@ def open_session(db: str, catalog: Path | None) -> Session:
     session = connect(db, catalog)
     session.set_progress(progress_bar)
     session.engine.on_stream_done = stream_summary
+    session.engine.on_window = window_line
     return session
+
+
+def window_line(model: str, report: Any) -> None:
+    """One line on stderr per window a continuous TRAIN closes."""
+    trained = f"v{report.trained} trained" if report.trained else f"training failed ({report.error})"
+    metric = f", {report.metric} {report.value:.4f} before training" if report.value is not None else ""
+    serving = f"v{report.serving}" if report.serving else "none"
+    typer.echo(
+        f"{model}: window {report.window_start} - {report.window_end}: {trained}, serving {serving}{metric}", err=True
+    )
 
 
 def stop_cleanly_on_signals(session: Session) -> None:

@@ -60,6 +60,7 @@ class Sqlml(DuckDB):
         FUNCTION_PARSERS = {
             **DuckDB.Parser.FUNCTION_PARSERS,
             "PREDICT": lambda self: self._parse_predict(),
+            "METRICS": lambda self: self._parse_metrics(),
         }
 
         error_token: Token | None = None
@@ -310,6 +311,10 @@ class Sqlml(DuckDB):
             node.set("alias", self._parse_table_alias())
             return node
 
+        def _parse_metrics(self) -> ast.Metrics:
+            self._expect("MODEL", "as METRICS's argument: METRICS(MODEL name)")
+            return ast.Metrics(this=self._model_ref())
+
         def _parse_predict(self) -> ast.Predict:
             self._expect("MODEL", "as PREDICT's first argument: PREDICT(MODEL name, ...)")
             ref = self._model_ref()
@@ -327,6 +332,7 @@ class Sqlml(DuckDB):
             ast.QuerySource: lambda self, e: (
                 f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({e.args['text']})"
             ),
+            ast.Metrics: lambda self, e: e.args.get("rewrite") or f"METRICS({self.sql(e, 'this')})",
             ast.Predict: lambda self, e: (
                 e.args["rewrite"]
                 if e.args.get("rewrite")
@@ -445,7 +451,7 @@ def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:
     if _create_stream_ahead(chunk) or (names and any(t.text.lower() in names for t in chunk)):
         return True
     return any(
-        (a.text.upper() == "PREDICT" and b.token_type == TokenType.L_PAREN)
+        (a.text.upper() in ("PREDICT", "METRICS") and b.token_type == TokenType.L_PAREN)
         or (a.token_type == TokenType.TABLE and b.token_type == TokenType.L_PAREN and c.text.upper() in WINDOW_KINDS)
         for a, b, c in zip(chunk, chunk[1:], chunk[2:] + [chunk[-1]])
     )

@@ -6,6 +6,8 @@ results) or None. DuckDB failures are wrapped as positioned ExecutionErrors.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 import re
 import threading
@@ -18,6 +20,7 @@ import pyarrow as pa
 
 from sqlml import metrics, plan, scoring, training
 from sqlml.catalog import Catalog
+from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement, reparse
 from sqlml.errors import ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
 from sqlml.models.base import Progress as TrainProgress
@@ -49,6 +52,11 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
                 hint = did_you_mean(word.upper(), KEYWORDS) or hint
     cls = SqlmlSyntaxError if isinstance(err, duckdb.ParserException) else ExecutionError
     return cls(message, span, hint)
+
+
+def now() -> str:
+    """The current UTC time as text, for logs."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 class StreamOutput:
@@ -90,12 +98,14 @@ class Engine:
             plan.CreateStreamPlan: self.create_stream,
             plan.DropStreamPlan: self.drop_stream,
             plan.StreamPlan: self.run_stream,
+            plan.ContinuousTrainPlan: self.run_continuous,
         }
         self.streams = StreamRegistry(con)
         self.python_sources: dict[str, PythonSource] = {}
         self.stop = threading.Event()  # set to end continuous queries cleanly (SIGTERM, Ctrl-C)
         self.streaming = False  # whether a continuous query is running
         self.on_stream_done: Callable[[str, Progress], None] = lambda name, progress: None
+        self.on_window: Callable[[str, WindowReport], None] = lambda name, report: None
 
     # -- DuckDB access --------------------------------------------------------------
     def describe(self, sql: str) -> list[tuple[str, Any]]:
@@ -162,6 +172,8 @@ class Engine:
                 shown(done, total)
 
         version = training.train(self.fetch, p, self.catalog, progress)
+        if self.catalog.serving(p.name) is not None:  # a continuously trained model: the new version serves
+            self.catalog.set_serving(p.name, version.version, "batch TRAIN", None)
         meta = version.meta
         headline = metrics.HEADLINE[meta["task"]]
         return pa.table(
@@ -181,6 +193,12 @@ class Engine:
         if p.source is not None:
             self.register(p.source.predicts)
         row = scoring.evaluate(self.fetch, p.model, p.source.sql if p.source else None)
+        self.catalog.append_metrics(
+            p.model.name,
+            {"window_start": None, "window_end": None, "version": p.model.version, "role": "evaluate", "rows": row["rows"],
+             "rows_unscored": 0, **{m.name: row[m.name] for m in metrics.for_task(p.model.meta["task"])},
+             "error": None, "created_at": now()},
+        )  # fmt: skip
         return pa.Table.from_pylist([row])
 
     def show_models(self, p: plan.ShowModelsPlan) -> Output:
@@ -223,6 +241,9 @@ class Engine:
             rows.append(("feature", f["name"], detail))
         rows += [("param", k, str(v)) for k, v in meta["params"].items()]
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
+        serving = self.catalog.serving(p.model.name)
+        if serving is not None:
+            rows.append(("serving", "version", f"{serving['version']}: {serving['reason']}"))
         for version in self.catalog.versions(p.model.name):
             other = self.catalog.get(p.model.name, version).meta
             headline = metrics.HEADLINE[other["task"]]
@@ -280,6 +301,26 @@ class Engine:
         return pa.table(
             {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
              "windows": [done.windows], "rows_written": [done.emitted]}
+        )  # fmt: skip
+
+    def run_continuous(self, p: plan.ContinuousTrainPlan) -> Output:
+        """TRAIN over a window function: test, train, version and promote as windows close."""
+        learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
+        job = dataclasses.replace(p.job, callback=learner)
+        job.durable = self.is_durable()
+        runner = Runner(self.con, job, self.python_sources, self.stop)
+        self.streaming = True
+        try:
+            for _ in runner.run():
+                pass
+        finally:
+            self.streaming = False
+        self.on_stream_done(job.name, runner.progress)
+        serving = self.catalog.serving(p.train.name) if self.catalog.versions(p.train.name) else None
+        return pa.table(
+            {"model": [p.train.name], "windows": [learner.windows], "versions_trained": [learner.versions],
+             "training_failures": [learner.failures], "serving_version": pa.array([serving["version"] if serving else None], pa.int64()),
+             "events": [runner.progress.events], "late": [runner.progress.late]}
         )  # fmt: skip
 
     def drop_model(self, p: plan.DropModelPlan) -> Output:

@@ -175,6 +175,11 @@ METRICS = {m.name: m for m in _ALL if m.tasks == ("binary",)}
 HEADLINE = {"binary": "auc", "multiclass": "macro_f1", "regression": "rmse", "ranking": "ndcg_at_10"}
 
 
+def headline(task: str) -> Metric:
+    """The task's headline metric (what SHOW MODELS shows and `if_better` compares)."""
+    return next(m for m in for_task(task) if m.name == HEADLINE[task])
+
+
 def for_task(task: str) -> list[Metric]:
     """The metrics EVALUATE reports for a task, in column order."""
     return [m for m in _ALL if task in m.tasks]

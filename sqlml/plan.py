@@ -21,15 +21,28 @@ from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement
 from sqlml.errors import BindError, SqlmlError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, quote
-from sqlml.stream.binding import bind_create_stream, bind_stream_query
+from sqlml.metrics import for_task as metrics_for_task
+from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
 from sqlml.stream.runner import StreamJob
 from sqlml.stream.streams import StreamDef, StreamRegistry
 from sqlml.stream.window import WindowSpec, window_sql
 
 Describe = Callable[[str], list[tuple[str, Any]]]
 
-# sqlml's own TRAIN options, beside LightGBM's parameters
-OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed")
+# sqlml's own TRAIN options, beside LightGBM's parameters; the last three make it continuous
+OPTIONS = (
+    "num_boost_round",
+    "early_stopping_rounds",
+    "validation",
+    "split",
+    "seed",
+    "update",
+    "rounds_per_window",
+    "promote",
+)
+CONTINUOUS = ("update", "rounds_per_window", "promote")
+UPDATES = ("retrain", "continue")
+PROMOTIONS = ("always", "if_better")
 SPLITS = ("random", "sequential")
 _CLASS_LABEL_TYPES = {
     "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
@@ -74,6 +87,22 @@ class TrainPlan:
     options: TrainOptions
     query: SqlPlan
     training_sql: str
+
+
+@dataclass(frozen=True)
+class ContinuousOptions:
+    update: str = "retrain"
+    rounds_per_window: int | None = None  # None: num_boost_round
+    promote: str = "always"
+
+
+@dataclass(frozen=True)
+class ContinuousTrainPlan:
+    """A TRAIN over a window function: learns window by window (see sqlml.continuous)."""
+
+    train: TrainPlan
+    job: StreamJob
+    options: ContinuousOptions
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,7 @@ class DropModelPlan:
 
 Plan = (
     SqlPlan
+    | ContinuousTrainPlan
     | StreamPlan
     | CreateStreamPlan
     | DropStreamPlan
@@ -170,6 +200,9 @@ class Binder:
                 )
             version = int(version_node.name)
         try:
+            if version is None and self.catalog.versions(ref.this.name):
+                served = self.catalog.serving(ref.this.name)  # a continuously trained model: what serves
+                version = served["version"] if served else None
             return self.catalog.get(ref.this.name, version)
         except SqlmlError as err:
             raise err.located(self.statement.span_of(version_node if version else ref.this))
@@ -187,7 +220,7 @@ class Binder:
         """The SQL to run for a query source (PREDICT calls rewritten) and its columns;
         `ctes` is a WITH clause in scope, needed to describe the source on its own."""
         tree = source.this
-        if source.args.get("table") or not any(tree.find_all(ast.Predict, ast.WindowTable)):
+        if source.args.get("table") or not any(tree.find_all(ast.Predict, ast.WindowTable, ast.Metrics)):
             sql = source.args["text"]
         else:
             self.rewrite_all(tree)
@@ -225,6 +258,9 @@ class Binder:
         for predict in reversed(list(tree.find_all(ast.Predict))):
             if not predict.args.get("rewrite"):
                 self.predict(predict)
+        for log in tree.find_all(ast.Metrics):
+            if not log.args.get("rewrite"):
+                log.set("rewrite", f"({metrics_log_sql(self.catalog, self.model(log.this))})")
 
     def window(self, node: ast.WindowTable) -> None:
         """Check a window table function over a table and rewrite it into DuckDB SQL."""
@@ -296,6 +332,29 @@ def interval_us(binder: Binder, node: exp.Expr, what: str, allow_zero: bool = Fa
     if micros < 0 or (micros == 0 and not allow_zero):
         raise binder.error(f"{what} must be longer than zero.", node)
     return micros
+
+
+def metrics_log_columns(task: str) -> list[tuple[str, str]]:
+    """The columns of METRICS(MODEL m) for a task, in order."""
+    names = [("window_start", "TIMESTAMP"), ("window_end", "TIMESTAMP"), ("version", "BIGINT"), ("role", "VARCHAR"),
+             ("rows", "BIGINT"), ("rows_unscored", "BIGINT")]  # fmt: skip
+    names += [(m.name, "DOUBLE") for m in metrics_for_task(task)]
+    return [*names, ("error", "VARCHAR"), ("created_at", "TIMESTAMP")]
+
+
+def metrics_log_sql(catalog: Catalog, model: ModelVersion) -> str:
+    """A query over the model's metrics log (JSON lines), in window order."""
+    columns = metrics_log_columns(model.meta["task"])
+    path = catalog.metrics_path(model.name)
+    if not path.exists():
+        return "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in columns) + " WHERE false"
+    spec = "{" + ", ".join(f"{n}: '{t}'" for n, t in columns) + "}"
+    where = str(path).replace("'", "''")
+    names = ", ".join(n for n, _ in columns)
+    return (
+        f"SELECT {names} FROM read_json('{where}', format = 'newline_delimited', columns = {spec}) "
+        "ORDER BY window_end NULLS LAST, created_at"
+    )
 
 
 def ctes_in_scope(node: exp.Expr) -> str:
@@ -384,13 +443,18 @@ def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> Trai
         ),
         "split": (lambda v: v in SPLITS, "'random' or 'sequential'"),
         "seed": (lambda v: isinstance(v, int), "a whole number"),
+        "update": (lambda v: v in UPDATES, "'retrain' or 'continue'"),
+        "promote": (lambda v: v in PROMOTIONS, "'always' or 'if_better'"),
+        "rounds_per_window": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
     }
     for key, (value, node) in raw.items():
         ok, wanted = checks[key]
         if not ok(value):
-            hint = did_you_mean(str(value), SPLITS) if key == "split" else None
+            choices = {"split": SPLITS, "update": UPDATES, "promote": PROMOTIONS}.get(key)
+            hint = did_you_mean(str(value), choices) if choices else None
             raise binder.error(f"Bad value {value!r} for {key}: expected {wanted}.", node, hint)
-        values[key] = value
+        if key not in CONTINUOUS:
+            values[key] = value
     if values.get("early_stopping_rounds") and values.get("validation") == 0:
         raise binder.error(
             "early_stopping_rounds needs a validation split, but validation = 0.",
@@ -400,7 +464,7 @@ def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> Trai
     return TrainOptions(**values)
 
 
-def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
+def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | ContinuousTrainPlan:
     ident = node.this
     try:
         name = check_name(ident.name)
@@ -440,7 +504,13 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
     options = _train_options(binder, raw_options)
 
     source = node.args["source"]
-    query, columns = binder.query(source, source.this)
+    job = None
+    if any(source.this.find_all(ast.WindowTable)) or set(CONTINUOUS) & raw_options.keys():
+        job, described = bind_continuous_source(binder, source)
+        columns = {c: t for c, t in described.items() if not c.startswith("__sqlml_")}
+        query = SqlPlan("")
+    else:
+        query, columns = binder.query(source, source.this)
     label = binder.column(node.args["label"], columns, "label")
     group = None
     if node.args.get("group") is not None:
@@ -482,7 +552,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
         )
     if trainer.task != "classification" and kind_of(label_type) != "numeric":
         raise binder.error(f"Label '{label}' has type {label_type}; {trainer.name} needs a number.", node.args["label"])
-    return TrainPlan(
+    plan = TrainPlan(
         name=name,
         trainer=trainer,
         label=label,
@@ -494,6 +564,14 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan:
         query=SqlPlan(query.sql, tuple(binder.predicts)),
         training_sql=source.args["text"],
     )
+    if job is None:
+        return plan
+    continuous = ContinuousOptions(**{k: v for k, (v, _) in raw_options.items() if k in CONTINUOUS})
+    if options.early_stopping_rounds:
+        raise binder.error(
+            "A continuous TRAIN cannot use early_stopping_rounds: each window trains on all its rows.", node.this
+        )
+    return ContinuousTrainPlan(plan, job, continuous)
 
 
 def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
@@ -557,7 +635,7 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
             model = binder.model(ref)
             return DropModelPlan(model.name, model.version if ref.args.get("version") else None, exists)
         return DropModelPlan(ref.name, None, exists)
-    if not any(node.find_all(ast.Predict, ast.WindowTable)):
+    if not any(node.find_all(ast.Predict, ast.WindowTable, ast.Metrics)):
         return SqlPlan(statement.text)  # DuckDB SQL that only looked as if it read a stream
     # a query that calls PREDICT or a window table function
     binder.rewrite_all(node)

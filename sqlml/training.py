@@ -83,22 +83,33 @@ def train(
     plan: TrainPlan,
     catalog: Catalog,
     progress: Progress | None = None,
+    base: ModelVersion | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Train, score and store a new version of `plan.name`."""
+    """Train, score and store a new version of `plan.name`.
+
+    With `base`, keep boosting that version (LightGBM's init_model) with its classes and
+    category codes; `lineage` is stored in the new version's metadata.
+    """
     started = time.perf_counter()
     table = fetch(training_query(plan))
     if table.num_rows == 0:
         raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
-    specs = [copy.copy(s) for s in plan.features]
     trainer = plan.trainer
-    classes = features.learn_classes(table.column(LABEL), plan.label) if trainer.task == "classification" else None
+    if base is not None:
+        specs = [features.FeatureSpec(**f) for f in base.meta["features"]]
+        classes = base.meta.get("classes")
+    else:
+        specs = [copy.copy(s) for s in plan.features]
+        classes = features.learn_classes(table.column(LABEL), plan.label) if trainer.task == "classification" else None
     label = features.encode_label(table.column(LABEL), plan.label, classes)
     groups = order = None
     if plan.group:
         groups, order = features.group_sizes(table.column(GROUP), plan.group)
     if trainer.task == "ranking" and (np.any(label < 0) or np.any(label != np.floor(label))):
         raise ExecutionError(f"Ranking label '{plan.label}' must hold whole numbers from 0 (relevance grades).")
-    features.learn_categories(table, specs)
+    if base is None:
+        features.learn_categories(table, specs)
     encoded, _ = features.encode(table, specs)
     digest = fingerprint(table)
     del table
@@ -126,8 +137,9 @@ def train(
         params["seed"] = opts.seed
     params.update(plan.params)
     model, used = trainer.fit(
-        train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress
-    )
+        train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress,
+        init_model=base.model_text() if base is not None else None,
+    )  # fmt: skip
 
     scores: dict[str, float] = {}
     if valid_data is not None:
@@ -156,5 +168,6 @@ def train(
         "fingerprint": digest,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
         "duration_s": round(time.perf_counter() - started, 3),
+        **(lineage or {}),
     }
     return catalog.save(plan.name, model.to_text(), meta)

@@ -206,7 +206,7 @@ def test_stateless_filter_and_join_with_a_table(con):
         ("SELECT * FROM ev AS a JOIN ev AS b ON a.k = b.k", "each stream once"),
         ("CREATE TABLE copy_of AS SELECT * FROM ev", "'ev' is a stream, which cannot be used here"),
         (
-            "TRAIN MODEL m USING lightgbm_classifier LABEL k AS SELECT * FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
+            "CREATE TABLE w AS SELECT * FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
             "'ev' is a stream",
         ),
         (

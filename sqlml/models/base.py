@@ -70,8 +70,10 @@ class Trainer(Protocol):
         num_boost_round: int,
         early_stopping_rounds: int | None,
         progress: Progress | None,
+        init_model: str | None = None,
     ) -> tuple[Model, dict[str, Any]]:
-        """A model and the parameters actually used (for DESCRIBE and reproduction)."""
+        """A model and the parameters actually used (for DESCRIBE and reproduction); with
+        `init_model` (a model's text), boosting continues from that model."""
         ...
 
     def load(self, text: str) -> Model: ...

@@ -113,6 +113,7 @@ class LightGBMTrainer:
         num_boost_round: int,
         early_stopping_rounds: int | None,
         progress: Progress | None,
+        init_model: str | None = None,
     ) -> tuple[Model, dict[str, Any]]:
         import lightgbm as lgb
 
@@ -137,7 +138,14 @@ class LightGBMTrainer:
         if progress is not None:
             callbacks.append(lambda env: progress(env.iteration + 1, env.end_iteration))
         try:
-            booster = lgb.train(params, train_set, num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
+            booster = lgb.train(
+                params,
+                train_set,
+                num_boost_round,
+                valid_sets=valid_sets,
+                callbacks=callbacks,
+                init_model=lgb.Booster(model_str=init_model) if init_model else None,
+            )
         except lgb.basic.LightGBMError as err:
             reason = re.sub(r" at \S+, line \d+ \.?", "", str(err)).strip()
             raise ExecutionError(

@@ -18,6 +18,7 @@ from sqlglot import exp
 from sqlml import ast
 from sqlml.dialect import Sqlml
 from sqlml.errors import did_you_mean
+from sqlml.features import quote
 from sqlml.stream.runner import BATCH, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
 
@@ -195,3 +196,60 @@ def _check_stateless(binder: Binder, query: exp.Expr, stream: StreamDef) -> None
                 f"A query reading stream '{stream.name}' directly cannot use {what}: the stream has no end to wait for.",
                 found, f"Aggregate per window instead: {hint}",
             )  # fmt: skip
+
+
+def bind_continuous_source(binder: Binder, source: ast.QuerySource) -> tuple[StreamJob, dict[str, Any]]:
+    """The stream job feeding a continuous TRAIN, and the columns its query yields.
+
+    The query must read one window function, over a stream or (for a backtest) an ordinary
+    table replayed in event-time order, and return rows (no aggregation). sqlml adds the
+    window bounds and event time to its output (`__sqlml_ws`, `__sqlml_we`, `__sqlml_t`).
+    """
+    query = source.this
+    windows = list(query.find_all(ast.WindowTable))
+    if not windows:
+        raise binder.error(
+            "A continuous TRAIN (update, promote or rounds_per_window) needs a window function in its query.", query,
+            "Read TABLE(TUMBLE|HOP|CUMULATE(TABLE clicks, DESCRIPTOR(ts), ...)) in the TRAIN's query.",
+        )  # fmt: skip
+    if len(windows) > 1:
+        raise binder.error("A continuous TRAIN reads one window function.", windows[1])
+    if (
+        not isinstance(query, exp.Select)
+        or query.args.get("group")
+        or query.find(exp.AggFunc)
+        or query.find(exp.Window)
+    ):
+        raise binder.error(
+            "A continuous TRAIN needs a query that returns one row per event (no GROUP BY or aggregate).", query,
+            "Aggregate in a view or an INSERT INTO first, then train on its rows.",
+        )  # fmt: skip
+    tvf = windows[0]
+    if tvf.this == "SESSION":
+        raise binder.error("A continuous TRAIN trains per TUMBLE, HOP or CUMULATE window, not SESSION.", tvf)
+    table = tvf.args["table"]
+    stream = binder.streams.get(table.name) if binder.streams is not None else None
+    if stream is None:  # an ordinary table, replayed in event-time order as a bounded stream
+        columns = binder.columns(f"SELECT * FROM {table.sql(dialect=Sqlml)}", table)
+        time = binder.column(tvf.args["time"], columns, "time")
+        stream = StreamDef(
+            table.name.lower(), [(n, str(t)) for n, t in columns.items()], time, 0,
+            {"connector": "table", "path": table.sql(dialect=Sqlml)},
+        )  # fmt: skip
+    spec = binder.window_spec(tvf, dict(stream.columns))
+    # describe the query's output over an empty, typed stand-in for the window function
+    typed = ", ".join(f"NULL::{t} AS {quote(n)}" for n, t in stream.columns)
+    bounds = "NULL::TIMESTAMP AS window_start, NULL::TIMESTAMP AS window_end, NULL::TIMESTAMP AS window_time"
+    tvf.set("rewrite", f"SELECT {typed}, {bounds} WHERE false")
+    query.select(
+        exp.alias_(exp.column("window_start"), "__sqlml_ws"),
+        exp.alias_(exp.column("window_end"), "__sqlml_we"),
+        exp.alias_(exp.column(spec.time), "__sqlml_t"),
+        copy=False,
+    )
+    binder.rewrite_all(query)
+    columns = binder.columns(query.sql(dialect=Sqlml), query)
+    view = "__sqlml_fired_0"
+    tvf.set("rewrite", f"SELECT * FROM {view}")
+    job = StreamJob(binder.statement.text, [StreamInput(stream, spec, view)], query.sql(dialect=Sqlml), "call")
+    return job, columns

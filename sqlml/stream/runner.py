@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
-from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource
+from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
 from sqlml.stream.streams import StreamDef
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
 
@@ -60,10 +60,11 @@ class StreamJob:
     text: str
     inputs: list[StreamInput]
     query_sql: str
-    sink: str  # "select" | "insert" | "copy"
+    sink: str  # "select" | "insert" | "copy" | "call"
     target: str = ""  # the INSERT's table, or the COPY's folder
     copy_options: str = ""
     durable: bool = False
+    callback: Callable[[pa.Table], None] | None = None  # receives the output, for sink "call"
 
     @property
     def query_id(self) -> str:
@@ -213,6 +214,8 @@ class Runner:
             return self.python_sources.setdefault(stream.name, PythonSource(self.con, stream))
         if stream.connector == "stdin":
             return StdinSource(self.con, stream)
+        if stream.connector == "table":
+            return TableSource(self.con, stream, inp.offset or None)
         read = frozenset(inp.spec.needed) if inp.spec.needed and inp.spec.window is not None else None
         return FileSource(self.con, stream, inp.offset or None, read)
 
@@ -377,6 +380,11 @@ class Runner:
         """Send the query's output to the sink. COPY parts are numbered by a counter kept in the
         checkpoint, so a resumed run writes the same names and overwrites, never duplicates."""
         job = self.job
+        if job.sink == "call":
+            table = self.con.sql(job.query_sql).to_arrow_table()
+            assert job.callback is not None
+            job.callback(table)
+            return []
         if job.sink == "select":
             table = self.con.sql(job.query_sql).to_arrow_table()
             self.progress.emitted += table.num_rows

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sqlml.errors import BindError
+from sqlml.errors import BindError, ExecutionError
 from sqlml.features import quote
 from sqlml.stream.streams import StreamDef
 
@@ -297,3 +297,29 @@ class StdinSource:
                 self.con.unregister("__sqlml_stdin")
             self.offset = {"line": first + len(chunk)}
             yield Batch(good.drop_columns(["__sqlml_line"]), bad, dict(self.offset))
+
+
+class TableSource:
+    """An ordinary table replayed in event-time order, as a bounded stream (a backtest)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, stream: StreamDef, offset: dict[str, Any] | None = None) -> None:
+        self.con = con
+        self.stream = stream
+        self.batch_size = int(stream.options.get("batch_size", DEFAULT_BATCH))
+        self.offset: dict[str, Any] = dict(offset or {"row": 0})
+
+    def batches(self) -> Iterator[Batch]:
+        time = quote(self.stream.time)
+        names = ", ".join(quote(n) for n, _ in self.stream.columns)
+        table = self.con.sql(f"SELECT {names} FROM {self.stream.options['path']} ORDER BY {time}").to_arrow_table()
+        missing = table.column(self.stream.time).null_count
+        if missing:
+            raise ExecutionError(
+                f"{missing} rows of {self.stream.options['path']} have no {self.stream.time}; they cannot be replayed in time order.",
+                hint=f"Filter them out in a view (WHERE {self.stream.time} IS NOT NULL) and train on the view.",
+            )
+        empty = pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
+                          "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
+        for first in range(self.offset["row"], table.num_rows, self.batch_size):
+            self.offset = {"row": min(first + self.batch_size, table.num_rows)}
+            yield Batch(table.slice(first, self.batch_size), empty, dict(self.offset))
