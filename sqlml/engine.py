@@ -127,11 +127,16 @@ class Engine:
         for call in calls:
             if call.udf in self._udfs:
                 continue
-            fn, arg_type, out_type = scoring.scoring_function(call.model)
+            fn: Callable[..., Any]
+            if call.history:
+                fn, arg_types, out_type = scoring.point_in_time_function(self.catalog, call.model, call.history)
+            else:
+                fn, arg_type, out_type = scoring.scoring_function(call.model)
+                arg_types = [arg_type]
             self.con.create_function(
                 call.udf,
                 fn,
-                [duckdb.sqltype(arg_type)],
+                [duckdb.sqltype(t) for t in arg_types],
                 duckdb.sqltype(out_type),
                 type=duckdb.func.ARROW,
                 null_handling=duckdb.func.SPECIAL,
@@ -283,6 +288,7 @@ class Engine:
         return bool(rows and rows[0][0])
 
     def run_stream(self, p: plan.StreamPlan) -> Output:
+        self.register(p.predicts)
         job = p.job
         job.durable = job.sink in ("insert", "copy") and self.is_durable()
         if job.sink == "copy":

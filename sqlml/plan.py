@@ -64,6 +64,7 @@ class PredictCall:
 
     udf: str
     model: ModelVersion
+    history: tuple[tuple[int, int], ...] = ()  # point in time: (serving from µs, version), for a stream
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,10 @@ class DropStreamPlan:
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """A continuous query over a stream."""
+    """A continuous query over a stream, and the scoring functions it calls."""
 
     job: StreamJob
+    predicts: tuple[PredictCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,12 +302,19 @@ class Binder:
     def predict(self, node: ast.Predict) -> None:
         """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
         model = self.model(node.this)
-        source_plan, columns = self.query(node.args["source"], node, ctes_in_scope(node))
+        source = node.args["source"]
+        source_plan, columns = self.query(source, node, ctes_in_scope(node))
         self.require_columns(model, columns, node.this.this, "PREDICT's input")
-        digest = hashlib.sha1(f"{model.path}:{model.meta.get('created_at')}".encode()).hexdigest()[:10]
-        udf = f"sqlml_predict_{model.name}_{model.version}_{digest}"
-        self.predicts.append(PredictCall(udf, model))
-        node.set("rewrite", predict_sql(udf, model, source_plan.sql))
+        time = source.args.get("stream_time")
+        history: tuple[tuple[int, int], ...] = ()
+        if time is not None and not node.this.args.get("version"):
+            # over a stream: each event scored by the newest version promoted at or before its time
+            served = self.catalog.serving(model.name)
+            history = tuple((h["since_us"] or 0, h["version"]) for h in served["history"]) if served else ()
+        key = f"{model.path}:{model.meta.get('created_at')}:{history}"
+        udf = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+        self.predicts.append(PredictCall(udf, model, history))
+        node.set("rewrite", predict_sql(udf, model, source_plan.sql, time if history else None))
 
 
 _MICROSECONDS = {
@@ -401,16 +410,25 @@ def output_columns(meta: dict[str, Any], score: str) -> list[str]:
     ]
 
 
-def predict_sql(udf: str, model: ModelVersion, source_sql: str) -> str:
-    """The subquery a PREDICT call becomes: input columns plus the model's output columns."""
+def predict_sql(udf: str, model: ModelVersion, source_sql: str, time: str | None = None) -> str:
+    """The subquery a PREDICT call becomes: input columns plus the model's output columns.
+
+    With `time` (a stream's event time), the function also takes each event's time and returns
+    a STRUCT(score, version): the version that was serving at that time scores it.
+    """
     args = ", ".join(
         f"{quote(f['name'])} := CAST({quote(f['name'])} AS {'DOUBLE' if f['kind'] == 'numeric' else 'VARCHAR'})"
         for f in model.meta["features"]
     )
-    outputs = ", ".join(output_columns(model.meta, '"__sqlml_score"'))
+    call = f"{udf}(struct_pack({args}))"
+    score, version = '"__sqlml_score"', str(model.version)
+    if time is not None:
+        call = f"{udf}(struct_pack({args}), epoch_us({quote(time)}))"
+        score, version = '"__sqlml_score".score', '"__sqlml_score".version'
+    outputs = ", ".join(output_columns(model.meta, score))
     return (
-        f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {model.version} AS model_version '
-        f'FROM (SELECT *, {udf}(struct_pack({args})) AS "__sqlml_score" FROM ({source_sql}) AS __sqlml_input))'
+        f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {version} AS model_version '
+        f'FROM (SELECT *, {call} AS "__sqlml_score" FROM ({source_sql}) AS __sqlml_input))'
     )
 
 
@@ -603,7 +621,7 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
         if isinstance(node, (exp.Query, exp.Insert, exp.Copy)):
             job = bind_stream_query(binder, node)
             if job is not None:
-                return StreamPlan(job)
+                return StreamPlan(job, tuple(binder.predicts))
         else:
             for table in node.find_all(exp.Table):
                 if streams.get(table.name):

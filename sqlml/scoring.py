@@ -60,6 +60,48 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
     return score, input_type(specs), output_type(model_version.meta)
 
 
+def point_in_time_function(
+    catalog: Any, first: ModelVersion, history: tuple[tuple[int, int], ...]
+) -> tuple[Callable[[Any, Any], pa.Array], list[str], str]:
+    """The UDF for PREDICT over a stream: each event scored by the newest version promoted at
+    or before its event time (`history`: (serving from µs, version), in promotion order).
+    Events older than the first promotion get NULL: no version existed yet that had not seen them.
+    """
+    starts = np.array([since for since, _ in history], dtype=np.int64)
+    versions = [v for _, v in history]
+    loaded: dict[int, tuple[Model, list[FeatureSpec]]] = {}
+    meta = first.meta
+    score_type = output_type(meta)
+
+    def score(struct: Any, times: Any) -> pa.Array:
+        if isinstance(struct, pa.ChunkedArray):
+            struct, times = struct.combine_chunks(), times.combine_chunks()
+        t = times.to_numpy(zero_copy_only=False)
+        which = np.searchsorted(starts, t, side="right") - 1  # index into history, -1: none yet
+        columns = struct.flatten()
+        k = len(meta["classes"]) if meta["task"] == "multiclass" else 1
+        out = np.full((len(t), k), np.nan)
+        version_of = np.full(len(t), -1, dtype=np.int64)
+        for index in np.unique(which[which >= 0]):
+            version = versions[index]
+            if version not in loaded:
+                loaded[version] = load(catalog.get(first.name, version))
+            model, specs = loaded[version]
+            rows = np.flatnonzero(which == index)
+            taken = [features.encode_column(c.take(pa.array(rows)), spec) for c, spec in zip(columns, specs)]
+            out[rows] = model.predict(features.to_matrix(taken, len(rows)), threads=1).reshape(len(rows), k)
+            version_of[rows] = version
+        missing = version_of < 0
+        if k > 1:
+            offsets = pa.array(np.arange(0, len(t) * k + 1, k, dtype=np.int32))
+            scores: pa.Array = pa.ListArray.from_arrays(offsets, pa.array(out.ravel()), mask=pa.array(missing))
+        else:
+            scores = pa.array(out[:, 0], mask=missing)
+        return pa.StructArray.from_arrays([scores, pa.array(version_of, mask=missing)], names=["score", "version"])
+
+    return score, [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
+
+
 def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None) -> dict[str, Any]:
     """EVALUATE's one row: the stored validation metrics, or metrics on `source_sql`'s rows."""
     meta = model_version.meta

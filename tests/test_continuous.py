@@ -3,10 +3,14 @@ directly on the same windows, and if_better promotion where the right answer is 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 import sqlml
@@ -135,3 +139,33 @@ def test_continuous_errors(con, sql, message):
         con.execute(sql)
     assert message in str(info.value)
     assert info.value.line == 1
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, 1499), max_size=6, unique=True))
+def test_point_in_time_predict_over_a_stream(tmp_path_factory, cuts):
+    """Each event is scored by the newest version promoted at or before its time (never one
+    that trained on its window), whatever the micro-batch boundaries."""
+    con = sqlml.connect(catalog=tmp_path_factory.mktemp("c"))
+    clicks(con, [False] * 5)
+    con.execute(TRAIN.format(update="retrain", promote="always"))
+    con.execute(
+        "CREATE STREAM live (x DOUBLE, z DOUBLE, ts TIMESTAMP, purchased BOOLEAN, WATERMARK FOR ts AS ts) WITH (connector = 'python')"
+    )
+    events = con.sql("SELECT x, z, ts, purchased FROM clicks ORDER BY ts").arrow()
+    bounds = [0, *sorted(cuts), events.num_rows]
+    for a, b in zip(bounds, bounds[1:]):
+        con.push("live", events.slice(a, b - a))
+    got = []
+    for batch in con.stream("SELECT x, z, ts, model_version, probability FROM PREDICT(MODEL cvr, TABLE live)"):
+        got += list(zip(*[c.to_pylist() for c in batch.columns]))
+    assert len(got) == events.num_rows
+    history = con.catalog.serving("cvr")["history"]
+    boosters = {h["version"]: lgb.Booster(model_str=con.catalog.get("cvr", h["version"]).model_text()) for h in history}
+    for x, z, ts, version, probability in got:
+        t = int((ts - dt.datetime(1970, 1, 1)) / dt.timedelta(microseconds=1))
+        serving = [h["version"] for h in history if h["since_us"] <= t]
+        assert version == (serving[-1] if serving else None)
+        if version is not None:
+            assert con.catalog.get("cvr", version).meta["window_end"] <= str(ts)  # no leakage
+            assert probability == pytest.approx(boosters[version].predict(np.array([[x, z]]))[0], abs=1e-12)

@@ -154,11 +154,25 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     else:
         stream = binder.streams.require(plain[0].name)
         _check_stateless(binder, query, stream)
-        alias = plain[0].args.get("alias") or exp.TableAlias(this=exp.to_identifier(plain[0].name))
-        plain[0].replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
+        parent = plain[0].parent
+        if isinstance(parent, ast.QuerySource):  # PREDICT(MODEL m, TABLE stream): scored point in time
+            # described through a typed, empty stand-in, which becomes the batch when it runs
+            parent.set("text", _stand_in(stream))
+            parent.set("stream_time", stream.time)
+        else:
+            alias = plain[0].args.get("alias") or exp.TableAlias(this=exp.to_identifier(plain[0].name))
+            plain[0].replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
         inputs.append(StreamInput(stream, None, BATCH))
     binder.rewrite_all(query)
-    return StreamJob(binder.statement.text, inputs, query.sql(dialect=Sqlml), sink, target, copy_options)
+    sql = query.sql(dialect=Sqlml)
+    if not windows:
+        sql = sql.replace(_stand_in(inputs[0].stream), f"SELECT * FROM {BATCH}")
+    return StreamJob(binder.statement.text, inputs, sql, sink, target, copy_options)
+
+
+def _stand_in(stream: StreamDef) -> str:
+    """An empty query with the stream's columns and types."""
+    return "SELECT " + ", ".join(f"NULL::{t} AS {quote(n)}" for n, t in stream.columns) + " WHERE 1 = 0"
 
 
 def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
