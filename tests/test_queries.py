@@ -42,3 +42,16 @@ def test_streaming_example_counts_late_and_malformed_events(tmp_path):
         in proc.stderr
     )
     assert '"stream","events","late","malformed","windows","rows_written"\n"clicks",3000,15,1,100,700' in proc.stdout
+
+
+def test_realtime_example_shows_the_drift_and_the_recovery(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    con = sqlml.connect(catalog=tmp_path / "cat")
+    con.execute((ROOT / "queries" / "realtime_cvr.sql").read_text())
+    auc = dict(
+        con.sql("SELECT strftime(window_end, '%H:%M'), auc FROM METRICS(MODEL cvr) WHERE auc IS NOT NULL").fetchall()
+    )
+    before = [v for k, v in auc.items() if "09:00" <= k <= "12:00"]
+    after = [v for k, v in auc.items() if "12:30" <= k <= "15:50"]
+    assert min(before) > 0.75 and auc["12:10"] < 0.5 and sum(after) / len(after) > 0.85
+    assert con.sql("SELECT count(*), count(model_version) FROM scored").fetchall() == [(14400, 14100)]

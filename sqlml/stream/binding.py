@@ -13,6 +13,7 @@ import glob
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import sqlglot
 from sqlglot import exp
 
 from sqlml import ast
@@ -154,25 +155,32 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     else:
         stream = binder.streams.require(plain[0].name)
         _check_stateless(binder, query, stream)
-        parent = plain[0].parent
-        if isinstance(parent, ast.QuerySource):  # PREDICT(MODEL m, TABLE stream): scored point in time
-            # described through a typed, empty stand-in, which becomes the batch when it runs
-            parent.set("text", _stand_in(stream))
-            parent.set("stream_time", stream.time)
+        # the stream is read through a typed, empty stand-in while binding (so that what reads
+        # it, PREDICT's input say, can be described), which becomes the micro-batch when it runs
+        stand_in = sqlglot.parse_one(_stand_in(stream), dialect=Sqlml)
+        rendered = stand_in.sql(dialect=Sqlml)
+        table = plain[0]
+        source = table.find_ancestor(ast.QuerySource)
+        if isinstance(table.parent, ast.QuerySource):  # PREDICT(MODEL m, TABLE stream)
+            table.parent.set("text", rendered)
         else:
-            alias = plain[0].args.get("alias") or exp.TableAlias(this=exp.to_identifier(plain[0].name))
-            plain[0].replace(exp.Table(this=exp.to_identifier(BATCH), alias=alias))
+            alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+            table.replace(exp.Subquery(this=stand_in, alias=alias))
+            if source is not None:
+                source.set("text", source.this.sql(dialect=Sqlml))
+        if source is not None:  # PREDICT over the stream: scored point in time
+            source.set("stream_time", stream.time)
         inputs.append(StreamInput(stream, None, BATCH))
     binder.rewrite_all(query)
     sql = query.sql(dialect=Sqlml)
     if not windows:
-        sql = sql.replace(_stand_in(inputs[0].stream), f"SELECT * FROM {BATCH}")
+        sql = sql.replace(rendered, f"SELECT * FROM {BATCH}")
     return StreamJob(binder.statement.text, inputs, sql, sink, target, copy_options)
 
 
 def _stand_in(stream: StreamDef) -> str:
     """An empty query with the stream's columns and types."""
-    return "SELECT " + ", ".join(f"NULL::{t} AS {quote(n)}" for n, t in stream.columns) + " WHERE 1 = 0"
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + " WHERE 1 = 0"
 
 
 def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
