@@ -62,6 +62,10 @@ class Result:
         """All rows as tuples, with DuckDB's Python values (a MAP is a dict)."""
         return self._guard(lambda: self._relation().fetchall())  # type: ignore[no-any-return]
 
+    def fetchnumpy(self) -> dict[str, Any]:
+        """All rows as NumPy arrays by column name."""
+        return self._guard(lambda: self._relation().fetchnumpy())  # type: ignore[no-any-return]
+
     def _relation(self) -> duckdb.DuckDBPyRelation:
         if isinstance(self._output, duckdb.DuckDBPyRelation):
             return self._output
