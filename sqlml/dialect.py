@@ -54,7 +54,7 @@ class Sqlml(DuckDB):
         # EXPLAIN is a COMMAND token in DuckDB's tokenizer, which swallows the rest of the
         # statement into a string; we need to see `EXPLAIN MODEL name`.
         KEYWORDS = {k: v for k, v in DuckDB.Tokenizer.KEYWORDS.items() if k != "EXPLAIN"}
-        COMMANDS = DuckDB.Tokenizer.COMMANDS - {TokenType.COMMAND}
+        COMMANDS = DuckDB.Tokenizer.COMMANDS - {TokenType.COMMAND, TokenType.EXECUTE}
 
     class Parser(DuckDB.Parser):
         FUNCTION_PARSERS = {
@@ -409,9 +409,12 @@ class Statement:
     node: exp.Expr | None
     script: str
     tokens: list[Token] = field(default_factory=list, repr=False, compare=False)
+    children: tuple[Statement, ...] = ()  # the statements of an EXECUTE STATEMENT SET
 
     @property
     def kind(self) -> str:
+        if self.children:
+            return "StatementSet"
         return "sql" if self.node is None else type(self.node).__name__
 
     def span_of(self, node: exp.Expr | None) -> Span:
@@ -433,16 +436,41 @@ def tokenize(script: str) -> list[Token]:
 def parse(script: str) -> list[Statement]:
     """Split a script into statements and parse those that sqlml handles itself."""
     tokens = tokenize(script)
-    statements: list[Statement] = []
+    chunks: list[list[Token]] = []
     chunk: list[Token] = []
     for token in [*tokens, None]:
         if token is not None and token.token_type != TokenType.SEMICOLON:
             chunk.append(token)
             continue
         if chunk:
-            statements.append(_parse_chunk(script, chunk))
+            chunks.append(chunk)
         chunk = []
+    statements: list[Statement] = []
+    while chunks:
+        chunk = chunks.pop(0)
+        if [t.text.upper() for t in chunk[:4]] == SET_HEAD and len(chunk) > 4:
+            statements.append(_statement_set(script, chunk, chunks))
+        else:
+            statements.append(_parse_chunk(script, chunk))
     return statements
+
+
+SET_HEAD = ["EXECUTE", "STATEMENT", "SET", "BEGIN"]
+
+
+def _statement_set(script: str, first: list[Token], rest: list[list[Token]]) -> Statement:
+    """`EXECUTE STATEMENT SET BEGIN stmt; ...; END`: its statements, as children."""
+    members = [first[4:]]
+    while rest and [t.text.upper() for t in rest[0]] != ["END"]:
+        members.append(rest.pop(0))
+    if not rest:
+        raise SqlmlSyntaxError(
+            "EXECUTE STATEMENT SET has no END.", Span.at(script, first[0].start, first[3].end + 1), "Close it with END;"
+        )
+    end = rest.pop(0)[0]
+    start = first[0].start
+    children = tuple(_parse_chunk(script, m) for m in members)
+    return Statement(script[start : end.end + 1], Span.at(script, start, end.end + 1), None, script, first, children)
 
 
 def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:

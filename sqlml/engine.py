@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -99,6 +100,7 @@ class Engine:
             plan.DropStreamPlan: self.drop_stream,
             plan.StreamPlan: self.run_stream,
             plan.ContinuousTrainPlan: self.run_continuous,
+            plan.StatementSetPlan: self.run_statement_set,
         }
         self.streams = StreamRegistry(con)
         self.python_sources: dict[str, PythonSource] = {}
@@ -156,6 +158,8 @@ class Engine:
 
     def bind(self, statement: Statement) -> tuple[Statement, plan.Plan]:
         """The statement (parsed again if it turns out to read a stream) and its plan."""
+        if statement.children:
+            return statement, plan.StatementSetPlan(statement.children)
         names = frozenset(self.streams.names())
         if names:
             statement = reparse(statement, names)
@@ -308,6 +312,25 @@ class Engine:
             {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
              "windows": [done.windows], "rows_written": [done.emitted]}
         )  # fmt: skip
+
+    def run_statement_set(self, p: plan.StatementSetPlan) -> Output:
+        """Run the set's statements: continuous TRAINs first, so that every PREDICT over the same
+        stream sees the whole promotion history. Scoring is point in time, so the results are
+        those one pass would give; each statement reads its sources once."""
+        for child in p.statements:
+            if child.kind != "Train" and child.text.split(None, 1)[0].upper() not in ("INSERT", "COPY"):
+                raise SqlmlSyntaxError(
+                    "EXECUTE STATEMENT SET holds TRAIN, INSERT INTO and COPY statements.", child.span,
+                    "Run queries that print rows outside the set.",
+                )  # fmt: skip
+        ordered = sorted(p.statements, key=lambda s: 0 if s.kind == "Train" else 1)
+        summaries = []
+        for child in ordered:
+            statement, bound = self.bind(child)
+            output = self.execute(statement, bound)
+            rows = output.to_pylist() if isinstance(output, pa.Table) else []
+            summaries.append(json.dumps(rows[0] if len(rows) == 1 else {"rows": len(rows)}, default=str))
+        return pa.table({"statement": [" ".join(c.text.split()[:3]) for c in ordered], "result": summaries})
 
     def run_continuous(self, p: plan.ContinuousTrainPlan) -> Output:
         """TRAIN over a window function: test, train, version and promote as windows close."""

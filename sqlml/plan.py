@@ -107,6 +107,13 @@ class ContinuousTrainPlan:
 
 
 @dataclass(frozen=True)
+class StatementSetPlan:
+    """EXECUTE STATEMENT SET: several continuous statements run together."""
+
+    statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True)
 class SkipPlan:
     """A statement with nothing to do (TRAIN IF NOT EXISTS on an existing model)."""
 
@@ -164,6 +171,7 @@ class DropModelPlan:
 
 Plan = (
     SqlPlan
+    | StatementSetPlan
     | ContinuousTrainPlan
     | StreamPlan
     | CreateStreamPlan

@@ -169,3 +169,27 @@ def test_point_in_time_predict_over_a_stream(tmp_path_factory, cuts):
         if version is not None:
             assert con.catalog.get("cvr", version).meta["window_end"] <= str(ts)  # no leakage
             assert probability == pytest.approx(boosters[version].predict(np.array([[x, z]]))[0], abs=1e-12)
+
+
+def test_statement_set_trains_then_scores_point_in_time(tmp_path, monkeypatch):
+    from tests.conftest import run_cli
+
+    (tmp_path / "set.sql").write_text(
+        "COPY (SELECT (hash(i) % 1000) / 1000.0 AS x, TIMESTAMP '2025-01-01' + INTERVAL (i * 6) SECOND AS ts,\n"
+        "  (hash(i) % 1000) / 1000.0 > 0.5 AS purchased FROM range(1000) AS t(i)) TO 'ev.jsonl' (FORMAT json);\n"
+        "CREATE STREAM clicks (x DOUBLE, ts TIMESTAMP, purchased BOOLEAN, WATERMARK FOR ts AS ts) WITH (path = 'ev.jsonl');\n"
+        "CREATE TABLE scored (x DOUBLE, ts TIMESTAMP, prediction BOOLEAN, model_version BIGINT);\n"
+        "EXECUTE STATEMENT SET BEGIN\n"
+        "  INSERT INTO scored SELECT x, ts, prediction, model_version FROM PREDICT(MODEL cvr, TABLE clicks);\n"
+        "  TRAIN MODEL cvr USING lightgbm_classifier LABEL purchased WITH (update = 'retrain', rounds_per_window = 5, min_data_in_leaf = 5)\n"
+        "  AS SELECT x, purchased FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' MINUTE));\n"
+        "END;\n"
+        "SELECT count(*), count(model_version), min(model_version), max(model_version) FROM scored;\n"
+    )
+    proc = run_cli("run", "set.sql", "--catalog", "cat", "--format", "csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "1000,900,1,9"
+    assert "cvr: window 2025-01-01 00:10:00 - 2025-01-01 00:20:00: v2 trained, serving v2, auc" in proc.stderr
+    (tmp_path / "bad.sql").write_text("EXECUTE STATEMENT SET BEGIN\n  SELECT 1;\nEND;\n")
+    proc = run_cli("run", "bad.sql", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith("bad.sql:2:3: error: EXECUTE STATEMENT SET holds TRAIN")
