@@ -31,6 +31,7 @@ MODEL_FILE = "model.txt"
 META_FILE = "meta.json"
 SERVING_FILE = "serving.json"
 METRICS_FILE = "metrics.jsonl"
+LEARNING_FILE = "learning.json"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 
 
@@ -148,12 +149,25 @@ class Catalog:
     def set_serving(self, name: str, version: int, reason: str, since_us: int | None) -> None:
         """Make `version` the serving one (atomically), keeping the history of promotions."""
         current = self.serving(name) or {"history": []}
+        if current.get("version") == version:
+            return  # already serving (a restarted run repeating a promotion)
         entry = {"version": version, "reason": reason, "since_us": since_us}
         data = {"version": version, "reason": reason, "history": [*current["history"], entry]}
         folder = self.root / check_name(name)
         tmp = folder / f".serving-{uuid.uuid4().hex}"
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, folder / SERVING_FILE)
+
+    def learning(self, name: str) -> dict[str, Any] | None:
+        """Where a durable continuous TRAIN stands: {"query_id", "window_end", "challenger"}."""
+        path = self.root / check_name(name) / LEARNING_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def set_learning(self, name: str, state: dict[str, Any]) -> None:
+        folder = self.root / check_name(name)
+        tmp = folder / f".learning-{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, folder / LEARNING_FILE)
 
     def metrics_path(self, name: str) -> Path:
         return self.root / check_name(name) / METRICS_FILE

@@ -71,6 +71,15 @@ class Learner:
         self.challenger: ModelVersion | None = None
         self.trained_up_to: Any = None  # end of the last training window
         self.windows = self.versions = self.failures = 0
+        # a durable run resumes: windows up to the saved one were done before a restart
+        self.progress_key = plan.job.query_id if plan.job.durable else None
+        saved = catalog.learning(self.name) if self.progress_key and catalog.versions(self.name) else None
+        if saved is not None and saved.get("query_id") == self.progress_key:
+            self.trained_up_to = pa.scalar(dt.datetime.fromisoformat(saved["window_end"]), pa.timestamp("us"))
+            # what served and waited then, not what a killed run promoted after it
+            self.serving = catalog.get(self.name, saved["serving"]) if saved.get("serving") else None
+            if saved.get("challenger"):
+                self.challenger = catalog.get(self.name, saved["challenger"])
         options = plan.train.options
         rounds = plan.options.rounds_per_window or options.num_boost_round
         self.window_plan = dataclasses.replace(
@@ -85,8 +94,13 @@ class Learner:
     def __call__(self, rows: pa.Table) -> None:
         """The rows of every window that just closed, with __sqlml_ws/__sqlml_we/__sqlml_t."""
         bounds = rows.select(["__sqlml_ws", "__sqlml_we"]).group_by(["__sqlml_ws", "__sqlml_we"]).aggregate([])
+        # rows in a fixed order (event time, then every column), so a window trains the same model every time
+        order = [("__sqlml_t", "ascending"), *((c, "ascending") for c in rows.column_names if c not in HIDDEN)]
+        rows = rows.take(pc.sort_indices(rows, order))
         for index in pc.sort_indices(bounds, [("__sqlml_we", "ascending"), ("__sqlml_ws", "ascending")]).to_pylist():
             start, end = bounds["__sqlml_ws"][index], bounds["__sqlml_we"][index]
+            if self.trained_up_to is not None and end.as_py() <= self.trained_up_to.as_py():
+                continue  # done before a restart
             window = rows.filter(pc.and_(pc.equal(rows["__sqlml_ws"], start), pc.equal(rows["__sqlml_we"], end)))
             fresh = (
                 window
@@ -97,6 +111,12 @@ class Learner:
             value = self._test(start.as_py(), end.as_py(), fresh)
             trained, error = self._train(start.as_py(), end.as_py(), window)
             self.trained_up_to = end
+            if self.progress_key:
+                self.catalog.set_learning(self.name, {
+                    "query_id": self.progress_key, "window_end": end.as_py().isoformat(),
+                    "serving": self.serving.version if self.serving else None,
+                    "challenger": self.challenger.version if self.challenger else None,
+                })  # fmt: skip
             headline = metrics.HEADLINE.get(self.task, "")
             self.report(
                 WindowReport(
@@ -173,7 +193,9 @@ class Learner:
         }  # fmt: skip
         self.con.register(WINDOW, rows)
         try:
-            version = training.train(self.fetch, self.window_plan, self.catalog, base=base, lineage=lineage)
+            version = self._trained_before(lineage) or training.train(
+                self.fetch, self.window_plan, self.catalog, base=base, lineage=lineage
+            )
         except SqlmlError as err:
             self.failures += 1
             self._log(start, end, None, "training_failed", rows.num_rows, {}, err.message)
@@ -188,6 +210,18 @@ class Learner:
         else:
             self.challenger = version
         return version.version, None
+
+    def _trained_before(self, lineage: dict[str, Any]) -> ModelVersion | None:
+        """The version a run killed after training this window saved (so a restart reuses it)."""
+        if not self.progress_key:
+            return None
+        for number in reversed(self.catalog.versions(self.name)):
+            found = self.catalog.get(self.name, number)
+            if found.meta.get("window_end") == lineage["window_end"] and found.meta.get("update") == lineage["update"]:
+                return found
+            if self.serving is not None and number <= self.serving.version:
+                return None
+        return None
 
     def _promote(self, version: ModelVersion, reason: str, since: Any) -> None:
         self.serving = version

@@ -334,9 +334,10 @@ class Engine:
 
     def run_continuous(self, p: plan.ContinuousTrainPlan) -> Output:
         """TRAIN over a window function: test, train, version and promote as windows close."""
-        learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
-        job = dataclasses.replace(p.job, callback=learner)
-        job.durable = self.is_durable()
+        job = dataclasses.replace(p.job, durable=self.is_durable())
+        p = dataclasses.replace(p, job=job)
+        job.callback = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
+        learner = job.callback
         runner = Runner(self.con, job, self.python_sources, self.stop)
         self.streaming = True
         try:

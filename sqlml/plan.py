@@ -368,8 +368,11 @@ def metrics_log_sql(catalog: Catalog, model: ModelVersion) -> str:
     spec = "{" + ", ".join(f"{n}: '{t}'" for n, t in columns) + "}"
     where = str(path).replace("'", "''")
     names = ", ".join(n for n, _ in columns)
+    # a restarted run may log a window again: the latest row per (window, role, version) stands
     return (
         f"SELECT {names} FROM read_json('{where}', format = 'newline_delimited', columns = {spec}) "
+        "QUALIFY row_number() OVER (PARTITION BY window_start, window_end, role, version, "
+        "CASE WHEN role = 'evaluate' THEN created_at END ORDER BY created_at DESC) = 1 "
         "ORDER BY window_end NULLS LAST, created_at"
     )
 

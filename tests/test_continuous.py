@@ -131,10 +131,15 @@ def test_a_window_that_cannot_train_is_logged_and_the_serving_version_stays(con)
             "one row per event",
         ),
         ("SELECT * FROM METRICS(MODEL nope)", "Unknown model 'nope'"),
+        ("SELECT * FROM PREDICT(MODEL fixed, TABLE live)", "PREDICT's input lacks column(s) z"),
     ],
 )
 def test_continuous_errors(con, sql, message):
     clicks(con, [False])
+    con.execute(
+        "TRAIN MODEL fixed USING lightgbm_classifier LABEL purchased WITH (num_boost_round = 3) AS SELECT x, z, purchased FROM clicks"
+    )
+    con.execute("CREATE STREAM live (x DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'python')")
     with pytest.raises(sqlml.SqlmlError) as info:
         con.execute(sql)
     assert message in str(info.value)

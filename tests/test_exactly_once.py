@@ -144,3 +144,70 @@ def test_follow_picks_up_new_files_and_sigterm_stops_cleanly(tmp_path):
     rows = table(tmp_path, "f.duckdb")
     assert sorted(r[0].minute for r in rows) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert sum(r[3] for r in rows) == 180
+
+
+CONTINUOUS = """CREATE STREAM IF NOT EXISTS clicks (user_id BIGINT, item_id BIGINT, price DOUBLE, purchased BOOLEAN, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl', batch_size = 50);
+CREATE TABLE IF NOT EXISTS scored (ts TIMESTAMP, item_id BIGINT, probability DOUBLE, model_version BIGINT);
+EXECUTE STATEMENT SET BEGIN
+  TRAIN MODEL cvr USING lightgbm_classifier LABEL purchased
+    WITH (update = 'retrain', rounds_per_window = 300, promote = 'always', min_data_in_leaf = 3, seed = 1)
+  AS SELECT item_id, price, purchased FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE));
+  INSERT INTO scored SELECT ts, item_id, probability, model_version FROM PREDICT(MODEL cvr, TABLE clicks);
+END;
+"""
+
+
+def model_state(folder) -> tuple:
+    """Versions (model text), the metrics log as METRICS shows it, the serving history and the
+    scored table."""
+    import sqlml
+    from sqlml.catalog import Catalog
+
+    catalog = Catalog(folder / "cat")
+    texts = [catalog.get("cvr", v).model_text() for v in catalog.versions("cvr")]
+    con = sqlml.connect(catalog=folder / "cat")
+    log = con.sql("SELECT * EXCLUDE (created_at) FROM METRICS(MODEL cvr)").fetchall()
+    history = [(h["version"], h["since_us"]) for h in catalog.serving("cvr")["history"]]
+    con.close()
+    db = duckdb.connect(str(folder / "db.duckdb"), read_only=True)
+    try:
+        scored = sorted(db.sql("SELECT * FROM scored").fetchall(), key=lambda r: (r[0], r[1], r[3] or 0))
+    finally:
+        db.close()
+    return texts, log, history, scored
+
+
+@pytest.mark.slow
+def test_continuous_training_survives_sigkill(tmp_path):
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    for folder in (clean, killed):
+        folder.mkdir()
+        write_events(folder / "events", files=12, per_file=300)
+        (folder / "job.sql").write_text(CONTINUOUS)
+    began = time.perf_counter()
+    proc = start(clean, "db.duckdb")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    duration = time.perf_counter() - began
+    expected = model_state(clean)
+    assert len(expected[0]) >= 80 and len(expected[3]) == 12 * 300
+
+    from sqlml.catalog import Catalog
+
+    rng = random.Random(11)
+    kills, progress = 0, []
+    while kills < 10:
+        proc = start(killed, "db.duckdb")
+        time.sleep(rng.uniform(0.22, 0.3) * duration)  # after start-up, somewhere in the windows
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read()
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        progress.append(len(Catalog(killed / "cat").versions("cvr")) if (killed / "cat").exists() else 0)
+    final = start(killed, "db.duckdb")
+    assert final.wait(timeout=300) == 0, final.stderr.read()
+    mid_run = {p for p in progress if 0 < p < len(expected[0])}
+    assert len(mid_run) >= 4, f"too few kills landed while it trained: versions after each kill {progress}"
+    assert model_state(killed) == expected
