@@ -300,18 +300,22 @@ class Engine:
         runner = Runner(self.con, job, self.python_sources, self.stop)
         if job.sink == "select":
             return StreamOutput(runner, self.on_stream_done, self)
+        done = self.drain(runner)
+        return pa.table(
+            {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
+             "windows": [done.windows], "rows_written": [done.emitted]}
+        )  # fmt: skip
+
+    def drain(self, runner: Runner) -> Progress:
+        """Run a continuous query whose output goes to a sink, to its end (or a clean stop)."""
         self.streaming = True
         try:
             for _ in runner.run():
                 pass
         finally:
             self.streaming = False
-        self.on_stream_done(job.name, runner.progress)
-        done = runner.progress
-        return pa.table(
-            {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
-             "windows": [done.windows], "rows_written": [done.emitted]}
-        )  # fmt: skip
+        self.on_stream_done(runner.job.name, runner.progress)
+        return runner.progress
 
     def run_statement_set(self, p: plan.StatementSetPlan) -> Output:
         """Run the set's statements: continuous TRAINs first, so that every PREDICT over the same
@@ -336,21 +340,14 @@ class Engine:
         """TRAIN over a window function: test, train, version and promote as windows close."""
         job = dataclasses.replace(p.job, durable=self.is_durable())
         p = dataclasses.replace(p, job=job)
-        job.callback = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
-        learner = job.callback
-        runner = Runner(self.con, job, self.python_sources, self.stop)
-        self.streaming = True
-        try:
-            for _ in runner.run():
-                pass
-        finally:
-            self.streaming = False
-        self.on_stream_done(job.name, runner.progress)
+        learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
+        job.callback = learner
+        done = self.drain(Runner(self.con, job, self.python_sources, self.stop))
         serving = self.catalog.serving(p.train.name) if self.catalog.versions(p.train.name) else None
         return pa.table(
             {"model": [p.train.name], "windows": [learner.windows], "versions_trained": [learner.versions],
              "training_failures": [learner.failures], "serving_version": pa.array([serving["version"] if serving else None], pa.int64()),
-             "events": [runner.progress.events], "late": [runner.progress.late]}
+             "events": [done.events], "late": [done.late]}
         )  # fmt: skip
 
     def drop_model(self, p: plan.DropModelPlan) -> Output:
