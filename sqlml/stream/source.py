@@ -52,7 +52,9 @@ def _typed(stream: StreamDef, values: str, raw: str) -> str:
         )
     time_index = [n for n, _ in stream.columns].index(stream.time) + 1
     checks.append(f"CASE WHEN {values}[{time_index}] IS NULL THEN '{stream.time}: missing event time' END")
-    return f"{', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, {raw} AS __sqlml_raw"
+    return (
+        f"{', '.join(casts)}, nullif(concat_ws('; ', {', '.join(checks)}), '') AS __sqlml_error, {raw} AS __sqlml_raw"
+    )
 
 
 def _typed_columns(
@@ -88,8 +90,8 @@ def _typed_columns(
     checks.append(f"CASE WHEN {quote(stream.time)} IS NULL THEN '{stream.time}: missing event time' END")
     raw = "NULL" if read is not None else _raw_sql(stream)
     return (
-        f"SELECT {', '.join(casts)}, concat_ws('; ', {', '.join(checks)}) AS __sqlml_error, "
-        f"CASE WHEN __sqlml_error <> '' THEN {raw} END AS __sqlml_raw, {file} AS __sqlml_file, "
+        f"SELECT {', '.join(casts)}, nullif(concat_ws('; ', {', '.join(checks)}), '') AS __sqlml_error, "
+        f"CASE WHEN __sqlml_error IS NOT NULL THEN {raw} END AS __sqlml_raw, {file} AS __sqlml_file, "
         f"{line} AS __sqlml_line FROM {relation}"
     )
 
@@ -106,17 +108,19 @@ def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
         f"SELECT __line, __n, CASE WHEN json_valid(__line) THEN json_extract_string(__line, {paths}) END AS __v, "
         f"json_valid(__line) AS __ok FROM ({lines}))"
     )
-    return sql.replace("concat_ws('; ', ", "concat_ws('; ', CASE WHEN NOT __ok THEN 'not a JSON object' END, ", 1)
+    return sql.replace(
+        "nullif(concat_ws('; ', ", "nullif(concat_ws('; ', CASE WHEN NOT __ok THEN 'not a JSON object' END, ", 1
+    )
 
 
 def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple[pa.Table, pa.Table]:
     """Good events (the columns read, plus __sqlml_line) and error rows, from a parsing query."""
     parsed = con.sql(sql).to_arrow_table()
-    ok = pc.equal(parsed.column("__sqlml_error"), "")
     names = [n for n, _ in stream.columns if n in parsed.column_names] + ["__sqlml_line"]
-    if pc.all(ok).as_py():
+    if parsed.column("__sqlml_error").null_count == parsed.num_rows:  # no error: no compute kernel needed
         return parsed.select(names), pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
                                                "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
+    ok = pc.is_null(parsed.column("__sqlml_error"))
     bad = parsed.filter(pc.invert(ok))
     errors = pa.table(
         {"raw": bad.column("__sqlml_raw"), "file": bad.column("__sqlml_file"),
