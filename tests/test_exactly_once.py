@@ -55,14 +55,14 @@ def checkpoint(folder, db: str) -> str | None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_gives_the_uninterrupted_result(tmp_path):
-    write_events(tmp_path / "events", files=12, per_file=600)
+    write_events(tmp_path / "events", files=30, per_file=600)
     (tmp_path / "job.sql").write_text(SCRIPT)
     began = time.perf_counter()
     clean = start(tmp_path, "clean.duckdb")
     assert clean.wait(timeout=300) == 0, clean.stderr.read()
     duration = time.perf_counter() - began
     expected = table(tmp_path, "clean.duckdb")
-    assert sum(r[3] for r in expected) == 2 * 7200  # every event in two hopping windows
+    assert sum(r[3] for r in expected) == 2 * 18000  # every event in two hopping windows
 
     began = time.perf_counter()
     subprocess.run(
@@ -75,7 +75,7 @@ def test_sigkill_at_random_points_gives_the_uninterrupted_result(tmp_path):
     kills, offsets = 0, []
     while kills < 20:
         proc = start(tmp_path, "killed.duckdb")
-        time.sleep(1.3 * startup + rng.uniform(0.0, 0.04) * work)  # kill while it processes
+        time.sleep(1.2 * startup + rng.uniform(0.0, 0.025) * work)  # kill while it processes
         if proc.poll() is not None:  # finished before the kill: the run is over
             assert proc.returncode == 0, proc.stderr.read()
             break
