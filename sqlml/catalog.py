@@ -161,7 +161,15 @@ class Catalog:
     def learning(self, name: str) -> dict[str, Any] | None:
         """Where a durable continuous TRAIN stands: {"query_id", "window_end", "challenger"}."""
         path = self.root / check_name(name) / LEARNING_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as err:
+            raise CatalogError(
+                f"Progress file {path} is corrupt: {err}.", hint="Delete it to train from the start."
+            ) from err
+        return data if isinstance(data, dict) else None
 
     def set_learning(self, name: str, state: dict[str, Any]) -> None:
         folder = self.root / check_name(name)

@@ -60,6 +60,7 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
             f"Write WATERMARK FOR {time_ident.name} AS {time_ident.name} - INTERVAL '5' SECOND.",
         )  # fmt: skip
     options: dict[str, Any] = {}
+    nodes: dict[str, exp.Expr] = {}
     for prop in node.args.get("options") or []:
         key = prop.this.name.lower()
         if key not in OPTIONS:
@@ -68,16 +69,8 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
                 prop.this,
                 did_you_mean(key, OPTIONS) or f"Options: {', '.join(OPTIONS)}.",
             )
-        options[key] = literal(prop.expression)
-        options.setdefault("__nodes", {})[key] = prop.expression
-    nodes = options.pop("__nodes", {})
-    connector = str(options.setdefault("connector", "files"))
-    if connector not in CONNECTORS:
-        raise binder.error(
-            f"Unknown connector '{connector}'.",
-            nodes.get("connector"),
-            did_you_mean(connector, CONNECTORS) or f"Connectors: {', '.join(CONNECTORS)}.",
-        )
+        options[key], nodes[key] = literal(prop.expression), prop.expression
+    connector = _one_of(binder, "connector", options.setdefault("connector", "files"), tuple(CONNECTORS), nodes)
     if connector == "files":
         if "path" not in options:
             raise binder.error(
@@ -85,19 +78,21 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
                 node.this,
                 "Add WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl').",
             )
-        fmt = str(options.setdefault("format", "jsonl"))
-        if fmt not in FORMATS:
-            raise binder.error(
-                f"Unknown format '{fmt}'.",
-                nodes.get("format"),
-                did_you_mean(fmt, FORMATS) or f"Formats: {', '.join(FORMATS)}.",
-            )
+        _one_of(binder, "format", options.setdefault("format", "jsonl"), FORMATS, nodes)
         if not options.get("follow") and not glob.glob(str(options["path"])):
             raise binder.error(
                 f"The path '{options['path']}' matches no files.", nodes.get("path"),
                 "Check the path (relative to the working directory), or set follow = true to wait for files.",
             )  # fmt: skip
     return StreamDef(name, columns, time_ident.name, delay, options)
+
+
+def _one_of(binder: Binder, option: str, value: Any, choices: tuple[str, ...], nodes: dict[str, exp.Expr]) -> str:
+    """A stream option's value, checked against its choices."""
+    if value not in choices:
+        hint = did_you_mean(str(value), choices) or f"{option.capitalize()}s: {', '.join(choices)}."
+        raise binder.error(f"Unknown {option} '{value}'.", nodes.get(option), hint)
+    return str(value)
 
 
 def _stream_of(binder: Binder, table: exp.Expr) -> StreamDef | None:
