@@ -27,7 +27,7 @@ class QuerySource(exp.Expression):
 
 
 class Train(exp.Expression):
-    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col ... AS query`."""
+    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col [GROUP col] [WEIGHT col] ... AS query`."""
 
     arg_types = {
         "this": True,
@@ -35,6 +35,7 @@ class Train(exp.Expression):
         "trainer": True,
         "label": True,
         "group": False,
+        "weight": False,
         "features": False,
         "exclude": False,
         "params": False,

@@ -16,6 +16,7 @@ loser of the rename takes the next number.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -45,7 +46,33 @@ class ModelVersion:
     meta: dict[str, Any]
 
     def model_text(self) -> str:
-        return (self.path / MODEL_FILE).read_text()
+        """The model file's text, checked against the checksum saved beside it: an edited or
+        truncated file is a CatalogError, never handed to LightGBM (which may abort on it)."""
+        path = self.path / MODEL_FILE
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise CatalogError(f"Cannot read model file {path}: {getattr(err, 'strerror', None) or err}.") from err
+        expected = self.meta.get("model_sha256")
+        if expected is not None and checksum(text) != expected:
+            raise CatalogError(
+                f"Model file {path} was changed or truncated after it was saved (its checksum differs).",
+                hint=f"Restore it, or DROP MODEL {self.name} VERSION {self.version} and train it again.",
+            )
+        return text
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_error(path: Path, err: OSError) -> CatalogError:
+    """An OSError met while writing the catalog, as a CatalogError naming the place."""
+    reason = err.strerror or str(err)
+    return CatalogError(
+        f"Cannot write to the catalog at {path}: {reason}.",
+        hint="Check that the catalog folder (--catalog, SQLML_CATALOG) is a writable folder with free space.",
+    )
 
 
 def check_name(name: str) -> str:
@@ -111,14 +138,17 @@ class Catalog:
         """Store a new version atomically and return it; `meta['version']` is set here."""
         name = check_name(name)
         folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".tmp-{uuid.uuid4().hex}"
+            tmp.mkdir()
+        except OSError as err:
+            raise write_error(folder, err) from err
         try:
             (tmp / MODEL_FILE).write_text(model_text)
             version = self._last_number(name) + 1
             while True:
-                meta = {**meta, "name": name, "version": version}
+                meta = {**meta, "name": name, "version": version, "model_sha256": checksum(model_text)}
                 (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
                 target = folder / str(version)
                 try:
@@ -130,6 +160,9 @@ class Catalog:
                     if not isinstance(err, FileExistsError) and err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                         raise
                     version += 1
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise write_error(folder, err) from err
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -153,10 +186,18 @@ class Catalog:
             return  # already serving (a restarted run repeating a promotion)
         entry = {"version": version, "reason": reason, "since_us": since_us}
         data = {"version": version, "reason": reason, "history": [*current["history"], entry]}
+        self._replace(name, SERVING_FILE, json.dumps(data, indent=2))
+
+    def _replace(self, name: str, file: str, text: str) -> None:
+        """Write a model's file atomically (temporary file, then rename)."""
         folder = self.root / check_name(name)
-        tmp = folder / f".serving-{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, folder / SERVING_FILE)
+        tmp = folder / f".{file}-{uuid.uuid4().hex}"
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, folder / file)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise write_error(folder, err) from err
 
     def learning(self, name: str) -> dict[str, Any] | None:
         """Where a durable continuous TRAIN stands: {"query_id", "window_end", "challenger"}."""
@@ -172,10 +213,7 @@ class Catalog:
         return data if isinstance(data, dict) else None
 
     def set_learning(self, name: str, state: dict[str, Any]) -> None:
-        folder = self.root / check_name(name)
-        tmp = folder / f".learning-{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, folder / LEARNING_FILE)
+        self._replace(name, LEARNING_FILE, json.dumps(state))
 
     def metrics_path(self, name: str) -> Path:
         return self.root / check_name(name) / METRICS_FILE
@@ -183,29 +221,48 @@ class Catalog:
     def append_metrics(self, name: str, row: dict[str, Any]) -> None:
         """Append one row to the model's metrics log (JSON lines, one write per row)."""
         path = self.metrics_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as log:
-            log.write(json.dumps(row, default=str) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as log:
+                log.write(json.dumps(row, default=str) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+        except OSError as err:
+            raise write_error(path, err) from err
+
+    def writable(self) -> bool:
+        """Whether the catalog folder can be written (a shared registry may be mounted read-only)."""
+        probe = self.root if self.root.exists() else self.root.parent
+        return os.access(probe, os.W_OK)
 
     def _last_number(self, name: str) -> int:
-        """The highest version number ever used, so numbers of dropped versions are not reused."""
+        """The highest version number ever used (dropped versions leave a `<n>.dropped` mark),
+        so numbers are never reused, not even after the whole model was dropped."""
         used = [int(p.name.split(".")[0]) for p in (self.root / name).iterdir() if p.name.split(".")[0].isdigit()]
         return max(used, default=0)
 
     def drop(self, name: str, version: int | None = None) -> list[int]:
-        """Remove a version, or the whole model; returns the versions removed."""
+        """Remove a version, or every version of a model (with its serving, progress and metrics
+        files); returns the versions removed. Metadata is not read, so a corrupt version drops too."""
         name = check_name(name)
-        target = self.get(name, version).path if version is not None else self.root / name
-        removed = [version] if version is not None else self.versions(name)
-        if not removed:
+        versions = self.versions(name)
+        if not versions:
             raise UnknownModelError(f"Unknown model '{name}'.", hint=did_you_mean(name, self.names()))
-        trash = self.root / f".trash-{uuid.uuid4().hex}"
-        os.rename(target, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        if version is not None:
-            (self.root / name / f"{version}.dropped").touch()
-            if not self.versions(name):
-                shutil.rmtree(self.root / name, ignore_errors=True)
+        if version is not None and version not in versions:
+            raise UnknownModelError(
+                f"Model '{name}' has no version {version}.", hint=f"Its versions are {', '.join(map(str, versions))}."
+            )
+        removed = [version] if version is not None else versions
+        folder = self.root / name
+        try:
+            for number in removed:
+                (folder / f"{number}.dropped").touch()
+                trash = self.root / f".trash-{uuid.uuid4().hex}"
+                os.rename(folder / str(number), trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            if version is None:
+                for file in (SERVING_FILE, LEARNING_FILE, METRICS_FILE):
+                    (folder / file).unlink(missing_ok=True)
+        except OSError as err:
+            raise write_error(folder, err) from err
         return removed

@@ -10,6 +10,7 @@ become sqlglot trees, and every other statement is left as text for DuckDB to ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from sqlml import ast
 from sqlml.errors import Span, SqlmlSyntaxError, did_you_mean
 
 KEYWORDS = (
-    "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "FEATURES",
+    "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "WEIGHT", "FEATURES",
     "EXCLUDE", "WITH", "AS", "VERSION", "ON", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "DROP",
     "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS",
 )  # fmt: skip
@@ -165,6 +166,8 @@ class Sqlml(DuckDB):
             node = ast.Train(this=name, exists=exists, trainer=trainer, label=label)
             if self._match_text_seq("GROUP"):
                 node.set("group", self._name("the group column after GROUP"))
+            if self._match_text_seq("WEIGHT"):
+                node.set("weight", self._name("the weight column after WEIGHT"))
             if self._match_text_seq("FEATURES"):
                 node.set("features", self._parse_wrapped_csv(lambda: self._name("a column name")))
             elif self._match_text_seq("EXCLUDE"):
@@ -173,7 +176,7 @@ class Sqlml(DuckDB):
                 node.set("params", self._parse_wrapped_csv(self._param))
             if not self._match(TokenType.ALIAS):
                 found = self._curr.text if self._curr else "the end of the statement"
-                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP"]
+                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP", "WEIGHT"]
                 self._fail(
                     f"Expected AS SELECT ... to end TRAIN MODEL, found '{found}'",
                     did_you_mean(found.upper(), expected) or "TRAIN MODEL ... AS SELECT ...",
@@ -311,9 +314,17 @@ class Sqlml(DuckDB):
             node.set("alias", self._parse_table_alias())
             return node
 
+        def _closing(self, what: str, usage: str) -> None:
+            """Require the ) that closes a table function, leaving it for sqlglot to consume."""
+            if not self._curr or self._curr.token_type != TokenType.R_PAREN:
+                found = self._curr.text if self._curr else "the end of the statement"
+                self._fail(f"Expected ) to close {what}, found '{found}'", usage)
+
         def _parse_metrics(self) -> ast.Metrics:
             self._expect("MODEL", "as METRICS's argument: METRICS(MODEL name)")
-            return ast.Metrics(this=self._model_ref())
+            node = ast.Metrics(this=self._model_ref())
+            self._closing("METRICS(...)", "METRICS(MODEL m)")
+            return node
 
         def _parse_predict(self) -> ast.Predict:
             self._expect("MODEL", "as PREDICT's first argument: PREDICT(MODEL name, ...)")
@@ -321,6 +332,7 @@ class Sqlml(DuckDB):
             if not self._match(TokenType.COMMA):
                 self._fail("Expected a comma and the input after PREDICT's model", "PREDICT(MODEL m, TABLE t)")
             node = ast.Predict(this=ref, source=self._source("as PREDICT's input"))
+            self._closing("PREDICT(...)", "PREDICT(MODEL m, TABLE t) or PREDICT(MODEL m, (SELECT ...))")
             return node
 
     class Generator(DuckDB.Generator):
@@ -361,8 +373,9 @@ class Sqlml(DuckDB):
 def _train_sql(gen: Any, e: ast.Train) -> str:
     parts = ["TRAIN MODEL", "IF NOT EXISTS" if e.args.get("exists") else "", gen.sql(e, "this")]
     parts += ["USING", gen.sql(e, "trainer"), "LABEL", gen.sql(e, "label")]
-    if e.args.get("group"):
-        parts += ["GROUP", gen.sql(e, "group")]
+    for key in ("group", "weight"):
+        if e.args.get(key):
+            parts += [key.upper(), gen.sql(e, key)]
     for key in ("features", "exclude"):
         if e.args.get(key):
             parts += [key.upper(), f"({gen.expressions(e, key, flat=True)})"]
@@ -425,12 +438,46 @@ class Statement:
         return self.span
 
 
+_MISSING = re.compile(r"Missing (\S+) from \d+:(\d+)")
+_TOKEN_REPR = re.compile(
+    r"<Token token_type: [^,]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>"
+)
+
+
 def tokenize(script: str) -> list[Token]:
-    """Tokens of a whole script, with a positioned error for text that is not SQL."""
+    """Tokens of a whole script, with a positioned error for text that is not SQL.
+
+    >>> tokenize("SELECT 1;\\nSELECT 'abc")
+    Traceback (most recent call last):
+    sqlml.errors.SqlmlSyntaxError: Unterminated string: ' opened here is never closed. Close it with '.
+    """
     try:
         return Sqlml().tokenize(script)
     except TokenError as err:
-        raise SqlmlSyntaxError(f"Cannot read the SQL: {err}", Span.at(script, 0)) from err
+        missing = _MISSING.search(str(err.__cause__ or ""))
+        if missing:
+            quote, start = missing.group(1), int(missing.group(2))
+            raise SqlmlSyntaxError(
+                f"Unterminated string: {quote} opened here is never closed.", Span.at(script, start),
+                f"Close it with {quote}.",
+            ) from err  # fmt: skip
+        comment = script.rfind("/*")
+        if comment >= 0 and script.find("*/", comment) < 0:
+            raise SqlmlSyntaxError(
+                "Unterminated comment: /* opened here is never closed.", Span.at(script, comment, comment + 2),
+                "Close it with */.",
+            ) from err  # fmt: skip
+        at = min(err.end if isinstance(err.end, int) else 0, max(len(script) - 1, 0))
+        raise SqlmlSyntaxError("Cannot read the SQL here.", Span.at(script, at)) from err
+
+
+def readable(message: str) -> str:
+    """A parser message with sqlglot's token reprs replaced by the token's text.
+
+    >>> readable("Expected table name but got <Token token_type: TokenType.R_PAREN, text: ), line: 1, col: 38, start: 37, end: 37, comments: []>")
+    "Expected table name but got ')'"
+    """
+    return _TOKEN_REPR.sub(lambda m: f"'{m.group(1)}'", message)
 
 
 def parse(script: str) -> list[Statement]:
@@ -502,6 +549,6 @@ def _parse_chunk(script: str, chunk: list[Token], force: bool = False) -> Statem
         trees = parser.parse(chunk, script)
     except ParseError as err:
         token = parser.error_token or chunk[-1]
-        description = err.errors[0]["description"] if err.errors else str(err)
+        description = readable(err.errors[0]["description"] if err.errors else str(err))
         raise SqlmlSyntaxError(description, Span.at(script, token.start, token.end + 1), parser.error_hint) from err
     return Statement(text, span, trees[0], script, chunk)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
 
@@ -23,7 +24,7 @@ from sqlml import metrics, plan, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement, reparse
-from sqlml.errors import ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
+from sqlml.errors import CatalogError, ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
 from sqlml.models.base import Progress as TrainProgress
 from sqlml.stream.runner import Progress, Runner
 from sqlml.stream.source import PythonSource
@@ -50,9 +51,27 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
                     statement.script, statement.span.start + found.start(), statement.span.start + found.end()
                 )
             if "syntax error" in message:
-                hint = did_you_mean(word.upper(), KEYWORDS) or hint
+                hint = syntax_hint(word, statement.text) or hint
     cls = SqlmlSyntaxError if isinstance(err, duckdb.ParserException) else ExecutionError
     return cls(message, span, hint)
+
+
+# statements of other ML dialects, and what sqlml writes instead
+_FOREIGN = {
+    ("CREATE", "MODEL"): "sqlml trains with TRAIN MODEL name USING lightgbm_classifier LABEL column AS SELECT ...",
+    ("CREATE", "OR"): "sqlml trains with TRAIN MODEL name USING lightgbm_classifier LABEL column AS SELECT ...",
+}
+
+
+def syntax_hint(word: str, text: str) -> str | None:
+    """A hint for a DuckDB syntax error at `word`: the statement sqlml has for a foreign one,
+    or the keyword the word misspells (never the word itself)."""
+    words = text.split(None, 2)
+    if len(words) >= 2 and (words[0].upper(), words[1].upper()) in _FOREIGN and "MODEL" in text.upper().split():
+        return _FOREIGN[(words[0].upper(), words[1].upper())]
+    if word.upper() in KEYWORDS:
+        return None
+    return did_you_mean(word.upper(), KEYWORDS)
 
 
 def now() -> str:
@@ -202,6 +221,8 @@ class Engine:
         if p.source is not None:
             self.register(p.source.predicts)
         row = scoring.evaluate(self.fetch, p.model, p.source.sql if p.source else None)
+        if not self.catalog.writable():  # a shared registry mounted read-only: evaluate, do not log
+            return pa.Table.from_pylist([row])
         self.catalog.append_metrics(
             p.model.name,
             {"window_start": None, "window_end": None, "version": p.model.version, "role": "evaluate", "rows": row["rows"],
@@ -211,9 +232,13 @@ class Engine:
         return pa.Table.from_pylist([row])
 
     def show_models(self, p: plan.ShowModelsPlan) -> Output:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in self.catalog.names():
-            meta = self.catalog.get(name).meta
+            try:
+                meta = self.catalog.get(name).meta
+            except CatalogError as err:  # listed with its error, so that the others still show
+                rows.append({"name": name, "version": self.catalog.versions(name)[-1], "error": err.message})
+                continue
             headline = metrics.HEADLINE[meta["task"]]
             rows.append(
                 {
@@ -226,19 +251,20 @@ class Engine:
                     "metric": headline,
                     "value": meta["metrics"].get(headline),
                     "created_at": meta["created_at"],
+                    "error": None,
                 }
             )
         schema = pa.schema(
             [("name", pa.string()), ("version", pa.int64()), ("trainer", pa.string()), ("task", pa.string()),
              ("label", pa.string()), ("rows", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
-             ("created_at", pa.string())]
+             ("created_at", pa.string()), ("error", pa.string())]
         )  # fmt: skip
         return pa.Table.from_pylist(rows, schema=schema)
 
     def describe_model(self, p: plan.DescribeModelPlan) -> Output:
         meta = p.model.meta
         rows: list[tuple[str, str, str]] = []
-        for key in ("name", "version", "trainer", "task", "label", "label_type", "classes", "group", "rows",
+        for key in ("name", "version", "trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
                     "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql"):  # fmt: skip
             if meta.get(key) is not None:
@@ -254,7 +280,11 @@ class Engine:
         if serving is not None:
             rows.append(("serving", "version", f"{serving['version']}: {serving['reason']}"))
         for version in self.catalog.versions(p.model.name):
-            other = self.catalog.get(p.model.name, version).meta
+            try:
+                other = self.catalog.get(p.model.name, version).meta
+            except CatalogError as err:
+                rows.append(("version", str(version), f"error: {err.message}"))
+                continue
             headline = metrics.HEADLINE[other["task"]]
             value = other["metrics"].get(headline)
             rows.append(("version", str(version), f"{other['created_at']} rows={other['rows']} {headline}={value}"))
@@ -353,5 +383,17 @@ class Engine:
     def drop_model(self, p: plan.DropModelPlan) -> Output:
         if not self.catalog.versions(p.name):
             return pa.table({"message": [f"Model '{p.name}' does not exist; nothing dropped (IF EXISTS)."]})
+        serving = self.catalog.serving(p.name)
         removed = self.catalog.drop(p.name, p.version)
-        return pa.table({"model": [p.name] * len(removed), "dropped_version": removed})
+        notes: list[str | None] = [None] * len(removed)
+        left = self.catalog.versions(p.name)
+        if serving is not None and serving.get("version") in removed and left:
+            # the serving version went: the newest version before it serves from now on
+            older = [v for v in left if v < serving["version"]]
+            successor = max(older) if older else max(left)
+            reason = f"version {serving['version']} was dropped"
+            self.catalog.set_serving(p.name, successor, reason, int(time.time() * 1_000_000))
+            notes[removed.index(serving["version"])] = f"{reason}; version {successor} serves now"
+        return pa.table(
+            {"model": [p.name] * len(removed), "dropped_version": removed, "note": pa.array(notes, pa.string())}
+        )

@@ -67,6 +67,11 @@ def select_list(specs: list[FeatureSpec]) -> list[str]:
     ]
 
 
+def label_sql(label: str, label_type: str) -> str:
+    """SQL fetching a label: an ENUM label (a pandas Categorical) as the VARCHAR its model stores."""
+    return f"CAST({quote(label)} AS VARCHAR)" if label_type == "VARCHAR" else quote(label)
+
+
 def learn_categories(table: pa.Table, specs: list[FeatureSpec]) -> None:
     """Fill in each categorical spec's sorted list of categories from training data."""
     for spec in specs:

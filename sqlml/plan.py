@@ -83,6 +83,7 @@ class TrainPlan:
     label: str
     label_type: str
     group: str | None
+    weight: str | None
     features: tuple[FeatureSpec, ...]
     params: dict[str, Any]
     options: TrainOptions
@@ -195,6 +196,9 @@ class Binder:
     describe: Describe
     streams: StreamRegistry | None = None
     predicts: list[PredictCall] = field(default_factory=list)
+    # scoring calls and the typed NULLs that stand in for them while a query is described,
+    # since binding registers no function
+    stand_ins: list[tuple[str, str]] = field(default_factory=list)
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
         return BindError(message, self.statement.span_of(node), hint)
@@ -238,10 +242,23 @@ class Binder:
         return SqlPlan(sql), self.columns(f"{ctes} {sql}" if ctes else sql, node)
 
     def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
+        """The columns of a query, by name; two columns of one name are an error (a feature or
+        label would be ambiguous)."""
+        for call, stand_in in self.stand_ins:
+            sql = sql.replace(call, stand_in)
         try:
-            return dict(self.describe(sql))
+            described = self.describe(sql)
         except SqlmlError as err:
             raise err.located(self.statement.span_of(node))
+        seen: dict[str, str] = {}
+        for name, _ in described:
+            if name.lower() in seen:
+                raise self.error(
+                    f"The query returns two columns named '{name}'.", node,
+                    f"Give one of them another name: ... AS {name}_2.",
+                )  # fmt: skip
+            seen[name.lower()] = name
+        return dict(described)
 
     def require_columns(
         self, model: ModelVersion, columns: dict[str, Any], node: exp.Expr, what: str, with_label: bool = False
@@ -318,11 +335,18 @@ class Binder:
         if time is not None and not node.this.args.get("version"):
             # over a stream: each event scored by the newest version promoted at or before its time
             served = self.catalog.serving(model.name)
-            history = tuple((h["since_us"] or 0, h["version"]) for h in served["history"]) if served else ()
+            kept = set(self.catalog.versions(model.name))  # a dropped version's time goes to the one before
+            history = tuple(
+                (h["since_us"] or 0, h["version"])
+                for h in (served or {"history": []})["history"]
+                if h["version"] in kept
+            )
         key = f"{model.path}:{model.meta.get('created_at')}:{history}"
         udf = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
         self.predicts.append(PredictCall(udf, model, history))
-        node.set("rewrite", predict_sql(udf, model, source_plan.sql, time if history else None))
+        sql, call, stand_in = predict_sql(udf, model, source_plan.sql, list(columns), time if history else None)
+        self.stand_ins.append((call, stand_in))
+        node.set("rewrite", sql)
 
 
 _MICROSECONDS = {
@@ -421,8 +445,16 @@ def output_columns(meta: dict[str, Any], score: str) -> list[str]:
     ]
 
 
-def predict_sql(udf: str, model: ModelVersion, source_sql: str, time: str | None = None) -> str:
-    """The subquery a PREDICT call becomes: input columns plus the model's output columns.
+OUTPUTS = ("prediction", "probability", "probabilities", "model_version")
+
+
+def predict_sql(
+    udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None
+) -> tuple[str, str, str]:
+    """The subquery a PREDICT call becomes: input columns plus the model's output columns,
+    which replace input columns of the same names (a table of earlier scores, say).
+    Also returns the scoring call and a typed NULL of its result type, to describe the query
+    before the function exists.
 
     With `time` (a stream's event time), the function also takes each event's time and returns
     a STRUCT(score, version): the version that was serving at that time scores it.
@@ -432,15 +464,25 @@ def predict_sql(udf: str, model: ModelVersion, source_sql: str, time: str | None
         for f in model.meta["features"]
     )
     call = f"{udf}(struct_pack({args}))"
-    score, version = '"__sqlml_score"', str(model.version)
+    score, version, result_type = '"__sqlml_score"', str(model.version), output_type(model.meta)
     if time is not None:
         call = f"{udf}(struct_pack({args}), epoch_us({quote(time)}))"
         score, version = '"__sqlml_score".score', '"__sqlml_score".version'
+        result_type = f"STRUCT(score {result_type}, version BIGINT)"
     outputs = ", ".join(output_columns(model.meta, score))
-    return (
+    replaced = [quote(c) for c in inputs if c.lower() in OUTPUTS]
+    source = f"SELECT * EXCLUDE ({', '.join(replaced)}) FROM ({source_sql})" if replaced else source_sql
+    sql = (
         f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {version} AS model_version '
-        f'FROM (SELECT *, {call} AS "__sqlml_score" FROM ({source_sql}) AS __sqlml_input))'
+        f'FROM (SELECT *, {call} AS "__sqlml_score" FROM ({source}) AS __sqlml_input))'
     )
+    return sql, call, f"CAST(NULL AS {result_type})"
+
+
+def output_type(meta: dict[str, Any]) -> str:
+    """The DuckDB type of the scoring function's result: the raw score, or for a multiclass
+    model the list of class probabilities. Classes are attached in SQL (see output_columns)."""
+    return "DOUBLE[]" if meta["task"] == "multiclass" else "DOUBLE"
 
 
 def literal(node: exp.Expr) -> Any:
@@ -511,6 +553,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         )
     raw_options: dict[str, tuple[Any, exp.Expr]] = {}
     params: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # canonical name -> how the statement spelled it
     for prop in node.args.get("params") or []:
         key, value_node = prop.this.name.lower(), prop.expression
         value = literal(value_node)
@@ -519,17 +562,24 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
                 f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE."
             )
         if key in OPTIONS:
-            raw_options[key] = (value, value_node)
-        elif trainer.check_params({key: value}):
-            known = [*OPTIONS, *sorted(_lightgbm_names())]
-            raise binder.error(
-                f"Unknown parameter '{key}' for {trainer.name}.",
-                prop.this,
-                did_you_mean(key, known)
-                or "WITH takes LightGBM's parameter names and sqlml's: " + ", ".join(OPTIONS) + ".",
-            )
+            canonical = key
         else:
-            params[key] = value
+            try:
+                canonical, value = trainer.check_param(key, value)
+            except SqlmlError as err:
+                if err.message.startswith("Unknown parameter"):
+                    err.hint = did_you_mean(key, OPTIONS) or err.hint
+                raise err.located(binder.statement.span_of(prop.this))
+        if canonical in spelled:
+            raise binder.error(
+                f"Parameter '{key}' sets {canonical} again (as '{spelled[canonical]}' did).", prop.this,
+                "Set each parameter once.",
+            )  # fmt: skip
+        spelled[canonical] = key
+        if canonical in OPTIONS:
+            raw_options[canonical] = (value, value_node)
+        else:
+            params[canonical] = value
     options = _train_options(binder, raw_options)
 
     source = node.args["source"]
@@ -544,16 +594,23 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
     group = None
     if node.args.get("group") is not None:
         group = binder.column(node.args["group"], columns, "group")
+    weight = None
+    if node.args.get("weight") is not None:
+        weight = binder.column(node.args["weight"], columns, "weight")
+        if kind_of(columns[weight]) != "numeric":
+            raise binder.error(
+                f"Weight '{weight}' has type {columns[weight]}; sample weights are numbers.", node.args["weight"]
+            )
     if trainer.task == "ranking" and group is None:
         raise binder.error(
             "lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS."
         )
-    reserved = {label, group}
+    reserved = {label, group, weight}
     if node.args.get("features"):
         names = [binder.column(i, columns, "feature") for i in node.args["features"]]
         for ident_, name_ in zip(node.args["features"], names):
             if name_ in reserved:
-                raise binder.error(f"'{name_}' is the label or group and cannot be a feature.", ident_)
+                raise binder.error(f"'{name_}' is the label, group or weight and cannot be a feature.", ident_)
     else:
         excluded = {binder.column(i, columns, "EXCLUDE") for i in node.args.get("exclude") or []}
         names = [c for c in columns if c not in reserved | excluded]
@@ -587,6 +644,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         label=label,
         label_type="VARCHAR" if type_id == "enum" else str(label_type),
         group=group,
+        weight=weight,
         features=tuple(features),
         params=params,
         options=options,
@@ -608,12 +666,6 @@ def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
         if ident.name.lower() == name.lower():
             return ident
     return None
-
-
-def _lightgbm_names() -> set[str]:
-    from sqlml.models.lightgbm import known_params
-
-    return known_params()
 
 
 def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: StreamRegistry | None = None) -> Plan:

@@ -15,25 +15,41 @@ import pyarrow as pa
 
 from sqlml import features, metrics, models
 from sqlml.catalog import ModelVersion
-from sqlml.errors import ExecutionError
+from sqlml.errors import CatalogError, ExecutionError
 from sqlml.features import FeatureSpec, quote
 from sqlml.models import Model
+from sqlml.plan import output_type
+
+_LOADED: dict[tuple[str, str], tuple[Model, list[FeatureSpec]]] = {}
 
 
 def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
+    """A stored version's model and feature specs, checked against each other; loaded once
+    per process (a version never changes: its checksum and creation time key the cache)."""
+    key = (str(model.path), f"{model.meta.get('created_at')}:{model.meta.get('model_sha256')}")
+    if key in _LOADED:
+        return _LOADED[key]
     trainer = models.get(model.meta["trainer"])
     if trainer is None:
         raise ExecutionError(
             f"Model '{model.name}' was trained with '{model.meta['trainer']}', which is not installed."
         )
     specs = [FeatureSpec(**f) for f in model.meta["features"]]
-    return trainer.load(model.model_text()), specs
-
-
-def output_type(meta: dict[str, Any]) -> str:
-    """The DuckDB type of the scoring function's result: the raw score, or for a multiclass
-    model the list of class probabilities. Classes are attached in SQL (see plan.predict_sql)."""
-    return "DOUBLE[]" if meta["task"] == "multiclass" else "DOUBLE"
+    broken = f"Model '{model.name}' version {model.version} is broken"
+    hint = f"Restore its files, or DROP MODEL {model.name} VERSION {model.version} and train it again."
+    try:
+        loaded = trainer.load(model.model_text())
+    except ValueError as err:
+        raise CatalogError(f"{broken}: {model.path / 'model.txt'} is not a whole model ({err}).", hint=hint) from err
+    names = loaded.importance()[0]
+    if names != [s.name for s in specs]:
+        raise CatalogError(
+            f"{broken}: its model file has features {names}, its metadata {[s.name for s in specs]}.", hint=hint
+        )
+    if len(_LOADED) >= 64:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = (loaded, specs)
+    return loaded, specs
 
 
 def input_type(specs: list[FeatureSpec]) -> str:
@@ -120,7 +136,7 @@ def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, sour
             "unseen_categories": 0,
         }
     model, specs = load(model_version)
-    cols = features.select_list(specs) + [f"{quote(meta['label'])} AS __sqlml_label"]
+    cols = features.select_list(specs) + [f"{features.label_sql(meta['label'], meta['label_type'])} AS __sqlml_label"]
     if meta.get("group"):
         cols.append(f"{quote(meta['group'])} AS __sqlml_group")
     table = fetch(f"SELECT {', '.join(cols)} FROM ({source_sql}) AS __sqlml_input")

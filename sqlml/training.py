@@ -25,7 +25,9 @@ from sqlml.models import TrainingData
 from sqlml.models.base import Progress
 from sqlml.plan import TrainPlan
 
-LABEL, GROUP = "__sqlml_label", "__sqlml_group"
+LABEL, GROUP, WEIGHT = "__sqlml_label", "__sqlml_group", "__sqlml_weight"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+SMALL_DATA = 2_000_000  # rows x features under which one LightGBM thread beats several
 
 
 def auto_validation(rows: int) -> float:
@@ -40,10 +42,47 @@ def auto_validation(rows: int) -> float:
 def training_query(plan: TrainPlan) -> str:
     """The SELECT that fetches features (cast for LightGBM), label and group."""
     cols = features.select_list(list(plan.features))
-    cols.append(f"{features.quote(plan.label)} AS {LABEL}")
+    cols.append(f"{features.label_sql(plan.label, plan.label_type)} AS {LABEL}")
     if plan.group:
         cols.append(f"{features.quote(plan.group)} AS {GROUP}")
+    if plan.weight:
+        cols.append(f"CAST({features.quote(plan.weight)} AS DOUBLE) AS {WEIGHT}")
     return f"SELECT {', '.join(cols)} FROM ({plan.query.sql}) AS __sqlml_input"
+
+
+def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
+    """Refuse training data LightGBM would silently mistrain on, with counts: a label that is
+    NaN or infinite, numeric features beyond float32's range (LightGBM's bins are float32),
+    and weights that are missing, negative or infinite."""
+    bad = int(np.count_nonzero(~np.isfinite(label)))
+    if bad:
+        raise ExecutionError(
+            f"Label '{plan.label}' is NaN or infinite in {bad} of {len(label)} rows.",
+            hint=f"Filter them out (WHERE isfinite({plan.label})) or replace them.",
+        )
+    for spec in plan.features:
+        if spec.kind != "numeric":
+            continue
+        values = table.column(spec.name).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            bad = int(np.count_nonzero(np.abs(values) > FLOAT32_MAX))
+        if bad:
+            raise ExecutionError(
+                f"Feature '{spec.name}' is infinite or beyond float32's range (±3.4e38) in {bad} of {len(values)} rows.",
+                hint=f"LightGBM cannot split such values; make them NULL (missing) with CASE or nullif, or rescale {spec.name}.",
+            )  # fmt: skip
+    if plan.weight:
+        weight = table.column(WEIGHT)
+        values = weight.to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            bad = weight.null_count + int(np.count_nonzero(~(np.isfinite(values) & (values >= 0))))
+        if bad:
+            raise ExecutionError(
+                f"Weight '{plan.weight}' is NULL, negative, NaN or infinite in {bad} of {len(values)} rows.",
+                hint="Weights are finite numbers of at least 0; filter or fix those rows.",
+            )
+        if not np.any(values > 0):
+            raise ExecutionError(f"Weight '{plan.weight}' is 0 in every row.", hint="Some rows must weigh more than 0.")
 
 
 def fingerprint(table: pa.Table) -> str:
@@ -75,7 +114,8 @@ def _split(rows: int, groups: np.ndarray | None, fraction: float, how: str, seed
 def _subset(data: TrainingData, mask: np.ndarray, sizes_mask: np.ndarray | None) -> TrainingData:
     idx = pa.array(np.flatnonzero(mask))
     groups = data.groups[sizes_mask] if data.groups is not None and sizes_mask is not None else None
-    return TrainingData(data.features.take(idx), data.label[mask], groups, data.categorical)
+    weight = data.weight[mask] if data.weight is not None else None
+    return TrainingData(data.features.take(idx), data.label[mask], groups, data.categorical, weight)
 
 
 def train(
@@ -103,6 +143,8 @@ def train(
         specs = [copy.copy(s) for s in plan.features]
         classes = features.learn_classes(table.column(LABEL), plan.label) if trainer.task == "classification" else None
     label = features.encode_label(table.column(LABEL), plan.label, classes)
+    check_values(table, plan, label)
+    weight = table.column(WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
     groups = order = None
     if plan.group:
         groups, order = features.group_sizes(table.column(GROUP), plan.group)
@@ -115,7 +157,8 @@ def train(
     del table
     if order is not None:
         encoded, label = encoded.take(pa.array(order)), label[order]
-    data = TrainingData(encoded, label, groups, tuple(s.name for s in specs if s.kind == "categorical"))
+        weight = weight[order] if weight is not None else None
+    data = TrainingData(encoded, label, groups, tuple(s.name for s in specs if s.kind == "categorical"), weight)
 
     opts = plan.options
     fraction = auto_validation(data.rows) if opts.validation is None else opts.validation
@@ -132,10 +175,11 @@ def train(
         del data
 
     task = trainer.task_for(len(classes) if classes else 0)
-    params: dict[str, Any] = {**trainer.base_params(len(classes) if classes else 0)}  # type: ignore[attr-defined]
+    params = trainer.params_for(plan.params, len(classes) if classes else 0)
     if opts.seed is not None:
         params["seed"] = opts.seed
-    params.update(plan.params)
+    if "num_threads" not in params:  # OpenMP threads spin: on small data one thread is faster
+        params["num_threads"] = 1 if train_data.rows * len(specs) < SMALL_DATA else 0
     model, used = trainer.fit(
         train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress,
         init_model=base.model_text() if base is not None else None,
@@ -153,6 +197,7 @@ def train(
         "label_type": plan.label_type,
         "classes": classes,
         "group": plan.group,
+        "weight": plan.weight,
         "features": [s.to_json() for s in specs],
         "params": used,
         "num_boost_round": opts.num_boost_round,

@@ -39,7 +39,7 @@ def test_if_not_exists_skips(con, catalog):
 
 def test_drop_version_then_model_never_reuses_numbers(con, catalog):
     con.execute(TRAIN + TRAIN)
-    assert con.sql("DROP MODEL m VERSION 2").fetchall() == [("m", 2)]
+    assert con.sql("DROP MODEL m VERSION 2").fetchall() == [("m", 2, None)]
     con.execute(TRAIN)
     assert Catalog(catalog).versions("m") == [1, 3]
     con.execute("DROP MODEL m")

@@ -20,12 +20,14 @@ Progress = Callable[[int, int], None]
 @dataclass
 class TrainingData:
     """Encoded rows: DOUBLE feature columns, the label as float64 (class codes for
-    classifiers), the group sizes for ranking, and which features are categorical."""
+    classifiers), the group sizes for ranking, which features are categorical, and the
+    sample weights (None: all 1)."""
 
     features: pa.Table
     label: np.ndarray
     groups: np.ndarray | None = None
     categorical: tuple[str, ...] = ()
+    weight: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -58,8 +60,17 @@ class Trainer(Protocol):
         """The concrete task: binary or multiclass for classifiers, else `task`."""
         ...
 
-    def check_params(self, params: dict[str, Any]) -> list[str]:
-        """Names in `params` this trainer does not know."""
+    def check_param(self, key: str, value: Any) -> tuple[str, Any]:
+        """A WITH parameter's canonical name and value, checked when the statement is bound.
+        The name may be one of sqlml's TRAIN options (`num_boost_round`, `early_stopping_rounds`,
+        `seed`) that the trainer's own spelling stands for. Raises BindError (with a hint) for a
+        parameter the trainer would not honour."""
+        ...
+
+    def params_for(self, params: dict[str, Any], num_classes: int) -> dict[str, Any]:
+        """The parameters of one fit: the trainer's base parameters and the checked WITH
+        parameters, once the number of classes is known (0 for other tasks). Raises
+        ExecutionError where they contradict the data."""
         ...
 
     def fit(

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sqlml.errors import ExecutionError
+from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.models.base import Model, Progress, TrainingData
 
 # LightGBM logs to stdout/stderr by default; the library itself must print nothing.
@@ -24,18 +28,109 @@ _QUIET = logging.getLogger("sqlml.lightgbm")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
-_OBJECTIVES = {"classification": "binary", "regression": "regression", "ranking": "lambdarank"}
+# the objectives each trainer accepts (LightGBM's names and aliases), by the task they serve
+_OBJECTIVES: dict[str, dict[str, tuple[str, ...]]] = {
+    "binary": {"binary": (), "cross_entropy": ("xentropy",)},
+    "multiclass": {"multiclass": ("softmax",), "multiclassova": ("multiclass_ova", "ova", "ovr")},
+    "regression": {
+        "regression": ("regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error", "rmse"),
+        "regression_l1": ("l1", "mean_absolute_error", "mae"), "huber": (), "fair": (), "poisson": (), "quantile": (),
+        "mape": ("mean_absolute_percentage_error",), "gamma": (), "tweedie": (),
+    },
+    "ranking": {"lambdarank": (), "rank_xendcg": ("xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart")},
+}  # fmt: skip
+_DEFAULT_OBJECTIVE = {
+    "binary": "binary",
+    "multiclass": "multiclass",
+    "regression": "regression",
+    "ranking": "lambdarank",
+}
+
+# LightGBM parameters that sqlml's own options stand for
+SQLML_OPTIONS = {"num_iterations": "num_boost_round", "early_stopping_round": "early_stopping_rounds", "seed": "seed"}
+
+# LightGBM parameters a TRAIN cannot take, and what to write instead
+_REFUSED = {
+    "label_column": "Name the label with LABEL column.",
+    "weight_column": "Name sample weights with WEIGHT column (after LABEL).",
+    "group_column": "Name query groups with GROUP column.",
+    "ignore_column": "Leave columns out with EXCLUDE (column, ...).",
+    "categorical_feature": "VARCHAR and ENUM columns are categorical; cast a column to VARCHAR to make it one.",
+    "num_class": "The number of classes comes from the label's values.",
+    "verbosity": "sqlml keeps LightGBM quiet and reports errors itself.",
+    "metric_freq": "sqlml computes its own metrics (EVALUATE, METRICS).",
+    "is_provide_training_metric": "sqlml computes its own metrics (EVALUATE, METRICS).",
+    **dict.fromkeys(
+        ("task", "config", "data", "valid", "input_model", "output_model", "save_binary", "output_result",
+         "convert_model", "convert_model_language", "snapshot_freq", "header", "two_round", "forcedsplits_filename",
+         "forcedbins_filename", "parser_config_file", "precise_float_parser", "saved_feature_importance_type"),
+        "It belongs to LightGBM's command-line program: sqlml reads data with SQL and stores models in its catalog.",
+    ),
+    **dict.fromkeys(
+        ("machine_list_filename", "machines", "num_machines", "local_listen_port", "time_out", "pre_partition"),
+        "Distributed LightGBM is not available in sqlml.",
+    ),
+    **dict.fromkeys(
+        ("predict_raw_score", "predict_leaf_index", "predict_contrib", "predict_disable_shape_check",
+         "start_iteration_predict", "num_iteration_predict", "pred_early_stop", "pred_early_stop_freq",
+         "pred_early_stop_margin"),
+        "It is a prediction setting; PREDICT chooses its own.",
+    ),
+}  # fmt: skip
+
+
+def _aliases() -> dict[str, str]:
+    """Every LightGBM parameter name and alias -> its main name."""
+    from lightgbm.basic import _ConfigAliases
+
+    names: dict[str, str] = {}
+    for main, aliases in _ConfigAliases._get_all_param_aliases().items():
+        names.update(dict.fromkeys(aliases, main))
+        names[main] = main
+    return names
 
 
 def known_params() -> set[str]:
     """Every LightGBM parameter name and alias."""
-    from lightgbm.basic import _ConfigAliases
+    return set(_aliases())
 
-    names: set[str] = set()
-    for main, aliases in _ConfigAliases._get_all_param_aliases().items():
-        names.add(main)
-        names.update(aliases)
-    return names
+
+def _objective(name: str) -> tuple[str, str] | None:
+    """(task, main objective name) for an objective name or alias."""
+    for task, objectives in _OBJECTIVES.items():
+        for main, aliases in objectives.items():
+            if name == main or name in aliases:
+                return task, main
+    return None
+
+
+_stderr_lock = threading.Lock()
+_stderr_users = 0
+_stderr_saved = -1
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to nowhere while LightGBM's C++ core runs: it writes
+    "[LightGBM] [Fatal] ..." there before it throws, and the library prints nothing (the
+    message reaches the user in the error). Nested and concurrent uses share one redirect."""
+    global _stderr_users, _stderr_saved
+    with _stderr_lock:
+        if _stderr_users == 0:
+            sys.stderr.flush()
+            _stderr_saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _stderr_users += 1
+    try:
+        yield
+    finally:
+        with _stderr_lock:
+            _stderr_users -= 1
+            if _stderr_users == 0:
+                os.dup2(_stderr_saved, 2)
+                os.close(_stderr_saved)
 
 
 class LightGBMModel:
@@ -94,16 +189,51 @@ class LightGBMTrainer:
             return "binary" if num_classes <= 2 else "multiclass"
         return self.task
 
-    def check_params(self, params: dict[str, Any]) -> list[str]:
-        known = known_params()
-        return [key for key in params if key not in known]
+    def check_param(self, key: str, value: Any) -> tuple[str, Any]:
+        """The parameter's main name (or the sqlml option it stands for) and its value;
+        a BindError for a parameter sqlml would not honour."""
+        aliases = _aliases()
+        main = aliases.get(key)
+        if main is None:
+            raise BindError(
+                f"Unknown parameter '{key}' for {self.name}.",
+                hint=did_you_mean(key, [*aliases, *SQLML_OPTIONS.values()])
+                or "WITH takes LightGBM's parameter names and sqlml's options (see docs/reference.md).",
+            )
+        if main in _REFUSED:
+            raise BindError(f"{self.name} does not take parameter '{key}'.", hint=_REFUSED[main])
+        if isinstance(value, str) and (not value or any(c.isspace() or c in "=," for c in value)):
+            raise BindError(
+                f"Bad value {value!r} for {key}: a LightGBM parameter value is one word.",
+                hint="Set each parameter on its own: WITH (a = 1, b = 'x'); write lists as [1, 2].",
+            )
+        if main == "objective":
+            found = _objective(str(value))
+            families = ("binary", "multiclass") if self.task == "classification" else (self.task,)
+            if found is None or found[0] not in families:
+                choices = [o for f in families for o in _OBJECTIVES[f]]
+                raise BindError(
+                    f"Objective {value!r} does not fit {self.name}.",
+                    hint=f"{self.name} takes objective = {' | '.join(repr(c) for c in choices)}.",
+                )
+            value = found[1]
+        return SQLML_OPTIONS.get(main, main), value
 
-    def base_params(self, num_classes: int) -> dict[str, Any]:
-        """What sqlml sets before the user's WITH parameters (which win)."""
-        params: dict[str, Any] = {"objective": _OBJECTIVES[self.task], "verbosity": -1}
-        if self.task_for(num_classes) == "multiclass":
-            params.update(objective="multiclass", num_class=num_classes)
-        return params
+    def params_for(self, params: dict[str, Any], num_classes: int) -> dict[str, Any]:
+        """LightGBM's parameters for a fit: sqlml's base (objective, quiet) and the user's checked
+        WITH parameters, whose objective must fit the number of classes found."""
+        task = self.task_for(num_classes)
+        objective = params.get("objective", _DEFAULT_OBJECTIVE[task])
+        if objective not in _OBJECTIVES[task]:
+            raise ExecutionError(
+                f"Objective '{objective}' needs a {'binary' if task == 'multiclass' else 'multiclass'} label, "
+                f"but the label has {num_classes} classes.",
+                hint=f"Use objective = {' or '.join(repr(o) for o in _OBJECTIVES[task])}, or leave it out.",
+            )
+        base: dict[str, Any] = {"objective": objective, "verbosity": -1}
+        if task == "multiclass":
+            base["num_class"] = num_classes
+        return {**params, **base}
 
     def fit(
         self,
@@ -123,29 +253,39 @@ class LightGBMTrainer:
             return lgb.Dataset(
                 data.features,
                 label=data.label,
+                weight=data.weight,
                 group=data.groups,
                 categorical_feature=list(data.categorical) or "auto",
                 reference=reference,
                 free_raw_data=True,
             )
 
-        train_set = dataset(train)
         callbacks: list[Callable[..., None]] = []
         valid_sets = []
-        if early_stopping_rounds and valid is not None:
-            valid_sets = [dataset(valid, train_set)]
-            callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
-        if progress is not None:
-            callbacks.append(lambda env: progress(env.iteration + 1, env.end_iteration))
+        stopping: dict[str, Any] = {
+            k: params.pop(k) for k in ("early_stopping_min_delta", "first_metric_only") if k in params
+        }
         try:
-            booster = lgb.train(
-                params,
-                train_set,
-                num_boost_round,
-                valid_sets=valid_sets,
-                callbacks=callbacks,
-                init_model=lgb.Booster(model_str=init_model) if init_model else None,
-            )
+            with quiet_stderr():
+                train_set = dataset(train)
+                if early_stopping_rounds and valid is not None:
+                    valid_sets = [dataset(valid, train_set)]
+                    callbacks.append(
+                        lgb.early_stopping(
+                            early_stopping_rounds, first_metric_only=bool(stopping.get("first_metric_only", False)),
+                            verbose=False, min_delta=float(stopping.get("early_stopping_min_delta", 0.0)),
+                        )
+                    )  # fmt: skip
+                if progress is not None:
+                    callbacks.append(lambda env: progress(env.iteration + 1, env.end_iteration))
+                booster = lgb.train(
+                    params,
+                    train_set,
+                    num_boost_round,
+                    valid_sets=valid_sets,
+                    callbacks=callbacks,
+                    init_model=lgb.Booster(model_str=init_model) if init_model else None,
+                )
         except lgb.basic.LightGBMError as err:
             reason = re.sub(r" at \S+, line \d+ \.?", "", str(err)).strip()
             raise ExecutionError(
@@ -154,12 +294,24 @@ class LightGBMTrainer:
             ) from err
         if valid_sets and booster.best_iteration > 0:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-        return LightGBMModel(booster), params
+        return LightGBMModel(booster), {**params, **stopping}
 
     def load(self, text: str) -> Model:
+        """A model from its text; a ValueError for text that is not a whole LightGBM model
+        (LightGBM aborts the process on some truncated files, so they never reach it)."""
         import lightgbm as lgb
 
-        return LightGBMModel(lgb.Booster(model_str=text))
+        if (
+            not text.startswith("tree\n")
+            or "\nend of trees\n" not in text
+            or not text.rstrip().endswith("pandas_categorical:null")
+        ):
+            raise ValueError("not a complete LightGBM model text")
+        try:
+            with quiet_stderr():
+                return LightGBMModel(lgb.Booster(model_str=text))
+        except lgb.basic.LightGBMError as err:
+            raise ValueError(str(err)) from err
 
 
 def register_builtins(register: Callable[[Any], Any]) -> None:

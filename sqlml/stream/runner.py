@@ -24,6 +24,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 
 from sqlml.features import quote
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
-from sqlml.stream.streams import StreamDef
+from sqlml.stream.streams import StreamDef, atomic
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
 
 CHECKPOINTS = "sqlml_checkpoints"
@@ -220,11 +221,8 @@ class Runner:
         return FileSource(self.con, stream, inp.offset or None, read)
 
     def _step(self, inp: _Input | None, batch: Batch | None) -> list[pa.Table]:
-        con = self.con
-        transaction = self.job.durable  # nothing to protect where the output is not durable
-        if transaction:
-            con.execute("BEGIN")
-        try:
+        # one transaction per micro-batch where the output is durable; elsewhere nothing to protect
+        with atomic(self.con) if self.job.durable else nullcontext():
             emitted: list[pa.Table] = []
             if inp is not None and batch is not None:
                 inp.offset = batch.offset
@@ -238,12 +236,6 @@ class Runner:
                     emitted += self._fire(watermark)
                     self.closed_up_to = watermark
             self._save()
-            if transaction:
-                con.execute("COMMIT")
-        except BaseException:
-            if transaction:
-                con.execute("ROLLBACK")
-            raise
         return emitted
 
     def _errors(self, inp: _Input, errors: pa.Table) -> None:

@@ -9,6 +9,8 @@ windows they missed) and `<stream>_errors` (malformed input, with its raw text a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,6 +48,29 @@ class StreamDef:
         return ", ".join(f"{quote(n)} {t}" for n, t in self.columns)
 
 
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the user has a transaction open (BEGIN without COMMIT): statements in auto-commit
+    mode each get a new transaction id, statements in one transaction share it."""
+    ask = "SELECT current_transaction_id()"
+    return bool(con.execute(ask).fetchall() == con.execute(ask).fetchall())
+
+
+@contextmanager
+def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block, or, inside the user's own transaction, that one
+    (which then decides whether the block's changes stand)."""
+    if in_transaction(con):
+        yield
+        return
+    con.execute("BEGIN")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 class StreamRegistry:
     """The streams of one DuckDB database."""
 
@@ -57,17 +82,25 @@ class StreamRegistry:
     def _ensure(self) -> None:
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (name VARCHAR PRIMARY KEY, definition VARCHAR)")
 
+    def _exists(self) -> bool:
+        """Whether the registry table exists (asked without an error, which would abort a
+        transaction the user has open)."""
+        found = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database() "
+            "AND schema_name = 'main'",
+            [self.TABLE],
+        ).fetchall()
+        return bool(found[0][0])
+
     def names(self) -> list[str]:
-        try:
-            return [r[0] for r in self.con.execute(f"SELECT name FROM {self.TABLE} ORDER BY name").fetchall()]
-        except duckdb.CatalogException:
+        if not self._exists():
             return []
+        return [r[0] for r in self.con.execute(f"SELECT name FROM main.{self.TABLE} ORDER BY name").fetchall()]
 
     def get(self, name: str) -> StreamDef | None:
-        try:
-            rows = self.con.execute(f"SELECT definition FROM {self.TABLE} WHERE name = ?", [name.lower()]).fetchall()
-        except duckdb.CatalogException:
+        if not self._exists():
             return None
+        rows = self.con.execute(f"SELECT definition FROM main.{self.TABLE} WHERE name = ?", [name.lower()]).fetchall()
         if not rows:
             return None
         data = json.loads(rows[0][0])
@@ -83,8 +116,7 @@ class StreamRegistry:
     def create(self, stream: StreamDef, replace: bool) -> None:
         """Store the definition and create its late and errors tables, in one transaction."""
         self._ensure()
-        self.con.execute("BEGIN")
-        try:
+        with atomic(self.con):
             if replace:
                 self.con.execute(f"DELETE FROM {self.TABLE} WHERE name = ?", [stream.name])
             self.con.execute(f"INSERT INTO {self.TABLE} VALUES (?, ?)", [stream.name, json.dumps(asdict(stream))])
@@ -94,19 +126,10 @@ class StreamRegistry:
             )
             errors = f"CREATE {'OR REPLACE ' if replace else ''}TABLE {quote(stream.errors_table)}"
             self.con.execute(f"{errors} (raw VARCHAR, file VARCHAR, line BIGINT, error VARCHAR)")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     def drop(self, name: str) -> None:
         stream = self.require(name)
-        self.con.execute("BEGIN")
-        try:
+        with atomic(self.con):
             self.con.execute(f"DELETE FROM {self.TABLE} WHERE name = ?", [stream.name])
             self.con.execute(f"DROP TABLE IF EXISTS {quote(stream.late_table)}")
             self.con.execute(f"DROP TABLE IF EXISTS {quote(stream.errors_table)}")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
