@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
@@ -19,8 +20,9 @@ import pyarrow as pa
 from sqlml.catalog import Catalog
 from sqlml.dialect import Statement, parse
 from sqlml.engine import Engine, Output, StreamOutput, duckdb_error
-from sqlml.errors import SqlmlError
+from sqlml.errors import BindError, ExecutionError, SqlmlError
 from sqlml.models.base import Progress
+from sqlml.scope import ScopedConnection, caller_scope
 from sqlml.stream.source import PythonSource
 
 DEFAULT_CATALOG = "catalog"
@@ -84,13 +86,26 @@ class Result:
 
 
 class Session:
-    """A DuckDB connection plus a model catalog; runs DuckDB SQL and sqlml's statements."""
+    """A DuckDB connection plus a model catalog; runs DuckDB SQL and sqlml's statements.
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    One session runs one statement at a time: for several threads, give each its own
+    `cursor()`, as with DuckDB's connections.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, catalog: Catalog, *, owned: bool = True) -> None:
         self.connection = connection
         self.catalog = catalog
-        self.engine = Engine(connection, catalog)
-        connection.execute("SET python_scan_all_frames = true")
+        self._owned = owned  # a connection handed in by the caller is theirs to close
+        self._scoped = ScopedConnection(connection)
+        self.engine = Engine(cast(duckdb.DuckDBPyConnection, self._scoped), catalog)
+        self._busy = threading.Lock()
+        self.python_scope = True  # resolve Python objects named in queries from the caller's frame
+
+    def cursor(self) -> Session:
+        """A session for another thread: a cursor of the same DuckDB database, the same catalog."""
+        other = Session(self.connection.cursor(), self.catalog, owned=True)
+        other.python_scope = self.python_scope
+        return other
 
     def set_progress(self, factory: Callable[[str], Progress | None]) -> None:
         """Report boosting rounds: `factory(model_name)` returns `progress(round, total)` or None."""
@@ -106,14 +121,24 @@ class Session:
 
     def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
         """Run a script statement by statement, yielding each statement and its result."""
-        for parsed in parse(script):
-            statement, bound = self.engine.bind(parsed)
-            output = self.engine.execute(statement, bound)
-            if isinstance(output, StreamOutput):
-                for table in self._guarded(statement, output):
-                    yield statement, Result(table, statement)
-            else:
-                yield statement, None if output is None else Result(output, statement)
+        if self.python_scope:
+            self._scoped.scope = caller_scope()
+        if not self._busy.acquire(blocking=False):
+            raise ExecutionError(
+                "This session is running a statement in another thread.",
+                hint="Give each thread its own session: cur = con.cursor(), as with DuckDB.",
+            )
+        try:
+            for parsed in parse(script):
+                statement, bound = self.engine.bind(parsed)
+                output = self.engine.execute(statement, bound)
+                if isinstance(output, StreamOutput):
+                    for table in self._guarded(statement, output):
+                        yield statement, Result(table, statement)
+                else:
+                    yield statement, None if output is None else Result(output, statement)
+        finally:
+            self._busy.release()
 
     def _guarded(self, statement: Statement, output: StreamOutput) -> Iterator[pa.Table]:
         try:
@@ -130,8 +155,15 @@ class Session:
                 yield from result.arrow().to_batches()
 
     def push(self, stream: str, data: Any) -> None:
-        """Append events (a pyarrow Table or pandas DataFrame) to a stream with connector = 'python'."""
+        """Append events to a stream with connector = 'python': a pyarrow Table or RecordBatch,
+        a pandas DataFrame, a dict of columns or a list of row dicts. Checked here, so that a
+        bad push changes nothing."""
         definition = self.engine.streams.require(stream)
+        if definition.connector != "python":
+            raise BindError(
+                f"Stream '{definition.name}' reads from its {definition.connector} connector; it takes no pushes.",
+                hint="Push to a stream created WITH (connector = 'python').",
+            )
         source = self.engine.python_sources.setdefault(definition.name, PythonSource(self.connection, definition))
         source.push(data)
 
@@ -148,7 +180,9 @@ class Session:
         return self
 
     def close(self) -> None:
-        self.connection.close()
+        """Close the session (and its DuckDB connection, unless the caller handed it in)."""
+        if self._owned:
+            self.connection.close()
 
     def __enter__(self) -> Session:
         return self
@@ -168,4 +202,9 @@ def connect(
     The catalog folder is `catalog`, else $SQLML_CATALOG, else ./catalog.
     """
     root = Path(catalog or os.environ.get("SQLML_CATALOG") or DEFAULT_CATALOG)
-    return Session(connection or duckdb.connect(database), Catalog(root))
+    if connection is not None:
+        return Session(connection, Catalog(root), owned=False)
+    try:
+        return Session(duckdb.connect(database), Catalog(root))
+    except duckdb.Error as err:
+        raise ExecutionError(f"Cannot open the database {database}: {str(err).splitlines()[0]}") from err

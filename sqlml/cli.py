@@ -6,10 +6,11 @@ Heavy modules (duckdb, lightgbm, pyarrow) are imported inside the commands, so
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
@@ -29,10 +30,14 @@ CatalogOption = typer.Option(
 )
 
 
+DebugOption = typer.Option(False, "--debug", help="Show the Python traceback of an internal error.")
+
+
 def open_session(db: str, catalog: Path | None) -> Session:
     from sqlml.api import connect
 
     session = connect(db, catalog)
+    session.python_scope = False  # no Python variables are tables here
     session.set_progress(progress_bar)
     session.engine.on_stream_done = stream_summary
     session.engine.on_window = window_line
@@ -49,18 +54,42 @@ def window_line(model: str, report: Any) -> None:
     )
 
 
-def stop_cleanly_on_signals(session: Session) -> None:
-    """SIGTERM (and a first Ctrl-C) end continuous queries at the next micro-batch: the
-    checkpoint is committed and the run exits 0. A second Ctrl-C interrupts at once."""
+class Stopped(KeyboardInterrupt):
+    """The run was stopped by a signal: `code` is the exit status (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.code = 128 + signum
+
+
+def stop_on_signals(session: Session) -> dict[str, int]:
+    """SIGTERM and Ctrl-C stop the run: a continuous query at its next micro-batch (its
+    checkpoint committed), any other statement at once (it changes nothing). The run then says
+    so and exits 128 + the signal's number. A second signal during a clean stop interrupts at once.
+    Returns the record of which signal arrived."""
     import signal
 
+    received: dict[str, int] = {}
+
     def stop(signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and (session.engine.stop.is_set() or not session.engine.streaming):
-            raise KeyboardInterrupt
-        session.engine.stop.set()
+        received["signal"] = signum
+        if session.engine.streaming and not session.engine.stop.is_set():
+            session.engine.stop.set()
+            return
+        raise Stopped(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    return received
+
+
+def stopped_message(signum: int, clean: bool) -> str:
+    import signal
+
+    name = signal.Signals(signum).name
+    if clean:
+        return f"Stopped by {name} at a checkpoint; run it again to resume. Later statements did not run."
+    return f"Stopped by {name}: the running statement was cancelled and changed nothing; later statements did not run."
 
 
 def stream_summary(stream: str, done: Any) -> None:
@@ -72,46 +101,87 @@ def stream_summary(stream: str, done: Any) -> None:
     )
 
 
-def progress_bar(name: str) -> Callable[[int, int], None] | None:
-    """A rich progress bar on stderr for boosting rounds, when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+_terminal: TextIO | None = None
 
-    bar = Progress("[bold]training " + name, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-    state: dict[str, Any] = {}
 
-    def update(done: int, total: int) -> None:
-        if "task" not in state:
-            bar.start()
-            state["task"] = bar.add_task(name, total=total)
-        bar.update(state["task"], completed=done)
-        if done >= total:
-            bar.stop()
+def terminal() -> TextIO:
+    """The terminal's stderr, kept apart from file descriptor 2 (which the library silences
+    while LightGBM runs)."""
+    global _terminal
+    if _terminal is None:
+        _terminal = os.fdopen(os.dup(2), "w")
+    return _terminal
 
-    return update
+
+class ProgressBar:
+    """A rich progress bar for boosting rounds; `close()` ends it (done, cancelled, failed or
+    stopped early)."""
+
+    def __init__(self, name: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        console = Console(file=terminal())
+        self.bar = Progress(
+            "[bold]training " + name, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+            console=console,
+        )  # fmt: skip
+        self.name = name
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=total)
+        self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+            self.task = None
+
+
+def progress_bar(name: str) -> ProgressBar | None:
+    """A progress bar on stderr for boosting rounds, when stderr is a terminal."""
+    return ProgressBar(name) if sys.stderr.isatty() else None
 
 
 _COMMANDS = ("CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "DROP", "ALTER", "ATTACH", "DETACH", "SET", "USE",
-             "LOAD", "INSTALL", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT", "EXPORT", "IMPORT")  # fmt: skip
+             "LOAD", "INSTALL", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT", "EXPORT", "IMPORT", "VACUUM",
+             "RESET", "ABORT", "END", "START", "FORCE", "UPDATE_EXTENSIONS")  # fmt: skip
 
 
-def is_command(sql: str) -> bool:
-    """Whether a statement is one whose row count DuckDB's own CLI does not print."""
-    return sql.lstrip().split(None, 1)[0].upper() in _COMMANDS if sql.strip() else True
+def is_status(sql: str, columns: list[str]) -> bool:
+    """Whether a result is a command's status (a row count or 'Success'), which DuckDB's own
+    CLI does not print."""
+    words = sql.split(None, 1)
+    return columns in (["Count"], ["Success"]) and (not words or words[0].upper() in _COMMANDS)
+
+
+def width() -> int:
+    """Table width: the terminal's, or wide enough not to fold when output goes to a file."""
+    import shutil
+
+    return max(shutil.get_terminal_size().columns, 60) if sys.stdout.isatty() else 250
 
 
 def run_script(session: Session, script: str, source: str, fmt: str, out: Callable[[str], None]) -> bool:
-    """Run a script, printing results; on a user error print it and return False."""
+    """Run a script, printing results; on a user error print it and return False. A stream
+    stopped at a checkpoint by a signal raises Stopped once its results are out."""
     from sqlml.errors import SqlmlError
-    from sqlml.render import FORMATS, error_text
+    from sqlml.render import FORMATS, error_text, table_text
 
     try:
         for statement, result in session.run(script):
-            if result is not None and not (is_command(statement.text) and result.columns == ["Count"]):
-                out(FORMATS[fmt](result.arrow()))
-            if session.engine.stop.is_set():  # SIGTERM or Ctrl-C: stopped at a checkpoint
-                return True
+            if result is None:
+                continue
+            table = result.arrow()
+            if is_status(statement.text, table.column_names):
+                continue
+            if fmt != "table" and (table.schema.metadata or {}).get(b"sqlml") == b"status":
+                typer.echo(table.column(0)[0].as_py(), err=True)  # a note, not data
+                continue
+            out(table_text(table, width()) if fmt == "table" else FORMATS[fmt](table))
     except SqlmlError as err:
         typer.echo(error_text(err, source, script), err=True)
         return False
@@ -125,6 +195,7 @@ def run(
     fmt: str = typer.Option("table", "--format", "-f", help="How to print results: table, csv or json."),
     db: str = DbOption,
     catalog: Path | None = CatalogOption,
+    debug: bool = DebugOption,
 ) -> None:
     """Run SQL files (or -c SQL) statement by statement; stop at the first error (exit 1)."""
     if fmt not in ("table", "csv", "json"):
@@ -145,35 +216,61 @@ def run(
     if not scripts:
         typer.echo("error: give SQL files, - for standard input, or -c 'SQL'", err=True)
         raise typer.Exit(2)
-    session = open_session(db, catalog)
-    stop_cleanly_on_signals(session)
+    session = guarded(lambda: open_session(db, catalog), debug)
+    received = stop_on_signals(session)
+    echo: Callable[[str], None] = lambda text: typer.echo(text, nl=False)  # noqa: E731
     try:
         for source, script in scripts:
-            if not run_script(session, script, source, fmt, lambda text: typer.echo(text, nl=False)):
+            ok = guarded(lambda s=script, n=source: run_script(session, s, n, fmt, echo), debug)
+            if "signal" in received:  # a stream stopped cleanly at a checkpoint
+                raise Stopped(received["signal"])
+            if not ok:
                 raise typer.Exit(1)
-    except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        raise typer.Exit(130) from None
+    except Stopped as stop:
+        typer.echo(stopped_message(stop.code - 128, session.engine.stop.is_set()), err=True)
+        raise typer.Exit(stop.code) from None
     finally:
         session.close()
 
 
+def guarded(work: Callable[[], Any], debug: bool) -> Any:
+    """Run CLI work; an unexpected exception (a bug, not a user error) is one line on stderr
+    and exit 1, with the traceback only under --debug."""
+    from sqlml.errors import SqlmlError
+
+    try:
+        return work()
+    except (KeyboardInterrupt, typer.Exit, SqlmlError):
+        raise
+    except Exception as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"internal error: {type(err).__name__}: {err}", err=True)
+        typer.echo("hint: this is a bug in sqlml; --debug shows the traceback to report.", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
-def repl(db: str = DbOption, catalog: Path | None = CatalogOption) -> None:
+def repl(db: str = DbOption, catalog: Path | None = CatalogOption, debug: bool = DebugOption) -> None:
     """An interactive SQL prompt: statements end with ';', .help lists the meta-commands."""
     from sqlml.repl import Repl
 
-    Repl(open_session(db, catalog)).loop()
+    Repl(guarded(lambda: open_session(db, catalog), debug), debug=debug).loop()
 
 
 @app.callback(invoke_without_command=True)
 def main_callback(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
         if sys.stdin.isatty():
-            repl(":memory:", None)
+            repl(":memory:", None, False)
         else:
             typer.echo(ctx.get_help())
 
 
 def main() -> None:
+    # LightGBM's OpenMP threads spin while they wait, which starves a busy machine; this must
+    # be set before LightGBM loads (a user's own setting wins)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -45,13 +45,22 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
         match = _QUOTED.search(message)
         if match:
             word = match.group(1)
-            found = re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", statement.text, re.IGNORECASE)
+            pattern = rf"(?<![\w]){re.escape(word)}(?![\w])"
+            # the word as written (a table `train` rather than the keyword TRAIN), else its last use
+            found = re.search(pattern, statement.text) or next(
+                reversed(list(re.finditer(pattern, statement.text, re.IGNORECASE))), None
+            )
             if found:
                 span = Span.at(
                     statement.script, statement.span.start + found.start(), statement.span.start + found.end()
                 )
             if "syntax error" in message:
                 hint = syntax_hint(word, statement.text) or hint
+    if type(err).__name__ == "ResourceInUseException":
+        message, hint = (
+            "The DuckDB connection is busy with a statement in another thread.",
+            ("Give each thread its own session: cur = con.cursor(), as with DuckDB."),
+        )
     cls = SqlmlSyntaxError if isinstance(err, duckdb.ParserException) else ExecutionError
     return cls(message, span, hint)
 
@@ -72,6 +81,12 @@ def syntax_hint(word: str, text: str) -> str | None:
     if word.upper() in KEYWORDS:
         return None
     return did_you_mean(word.upper(), KEYWORDS)
+
+
+def status(message: str) -> pa.Table:
+    """A one-row `message` result that reports on a statement rather than returning data
+    (marked in the schema, so machine-readable output can leave it out)."""
+    return pa.table({"message": [message]}).replace_schema_metadata({"sqlml": "status"})
 
 
 def now() -> str:
@@ -109,7 +124,7 @@ class Engine:
         self.handlers: dict[type, Callable[[Any], Output]] = {
             plan.SqlPlan: self.run_sql,
             plan.TrainPlan: self.run_train,
-            plan.SkipPlan: lambda p: pa.table({"message": [p.message]}),
+            plan.SkipPlan: lambda p: status(p.message),
             plan.EvaluatePlan: self.run_evaluate,
             plan.ShowModelsPlan: self.show_models,
             plan.DescribeModelPlan: self.describe_model,
@@ -147,6 +162,10 @@ class Engine:
     def register(self, calls: tuple[plan.PredictCall, ...]) -> None:
         for call in calls:
             if call.udf in self._udfs:
+                continue
+            exists = "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?"
+            if self.con.execute(exists, [call.udf]).fetchall()[0][0]:  # another session on this connection
+                self._udfs.add(call.udf)
                 continue
             fn: Callable[..., Any]
             if call.history:
@@ -199,7 +218,12 @@ class Engine:
             if shown is not None:
                 shown(done, total)
 
-        version = training.train(self.fetch, p, self.catalog, progress)
+        try:
+            version = training.train(self.fetch, p, self.catalog, progress)
+        finally:
+            close = getattr(shown, "close", None)
+            if close is not None:  # the bar ends however training ends: done, early stop, error, cancel
+                close()
         if self.catalog.serving(p.name) is not None:  # a continuously trained model: the new version serves
             self.catalog.set_serving(p.name, version.version, "batch TRAIN", None)
         meta = version.meta
@@ -300,7 +324,7 @@ class Engine:
 
     def create_stream(self, p: plan.CreateStreamPlan) -> Output:
         if p.exists and self.streams.get(p.stream.name):
-            return pa.table({"message": [f"Stream '{p.stream.name}' exists; nothing created (IF NOT EXISTS)."]})
+            return status(f"Stream '{p.stream.name}' exists; nothing created (IF NOT EXISTS).")
         if not p.replace and self.streams.get(p.stream.name):
             raise ExecutionError(
                 f"Stream '{p.stream.name}' already exists.", hint="Use CREATE OR REPLACE STREAM or DROP STREAM first."
@@ -382,7 +406,7 @@ class Engine:
 
     def drop_model(self, p: plan.DropModelPlan) -> Output:
         if not self.catalog.versions(p.name):
-            return pa.table({"message": [f"Model '{p.name}' does not exist; nothing dropped (IF EXISTS)."]})
+            return status(f"Model '{p.name}' does not exist; nothing dropped (IF EXISTS).")
         serving = self.catalog.serving(p.name)
         removed = self.catalog.drop(p.name, p.version)
         notes: list[str | None] = [None] * len(removed)

@@ -186,5 +186,7 @@ def for_task(task: str) -> list[Metric]:
 
 
 def evaluate(task: str, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None) -> dict[str, float]:
-    """Every metric of the task, by name."""
-    return {m.name: m.compute(y, score, groups) for m in for_task(task)}
+    """Every metric of the task, by name. A metric undefined on these rows (R² of a constant
+    label, MAPE at a zero label) is NaN, silently: the library prints no NumPy warnings."""
+    with np.errstate(all="ignore"):
+        return {m.name: m.compute(y, score, groups) for m in for_task(task)}

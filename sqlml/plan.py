@@ -241,6 +241,20 @@ class Binder:
             sql = tree.sql(dialect=Sqlml)
         return SqlPlan(sql), self.columns(f"{ctes} {sql}" if ctes else sql, node)
 
+    def refuse_streams(self, tree: exp.Expr, node: exp.Expr) -> None:
+        """A statement that reads tables (TRAIN, EVALUATE ... ON) names a stream outside a window function."""
+        if self.streams is None:
+            return
+        for table in [tree] if isinstance(tree, exp.Table) else tree.find_all(exp.Table):
+            stream = self.streams.get(table.name) if not isinstance(table.parent, ast.WindowTable) else None
+            if stream is not None:
+                raise self.error(
+                    f"'{table.name}' is a stream: {self.statement.kind.upper()} reads it only through a window function.",
+                    table,
+                    f"Train window by window: ... FROM TABLE(TUMBLE(TABLE {stream.name}, DESCRIPTOR({stream.time}), "
+                    "INTERVAL '1' HOUR)); or INSERT the stream INTO a table and read that.",
+                )
+
     def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
         """The columns of a query, by name; two columns of one name are an error (a feature or
         label would be ambiguous)."""
@@ -589,6 +603,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         columns = {c: t for c, t in described.items() if not c.startswith("__sqlml_")}
         query = SqlPlan("")
     else:
+        binder.refuse_streams(source.this, source.this)
         query, columns = binder.query(source, source.this)
     label = binder.column(node.args["label"], columns, "label")
     group = None
@@ -699,6 +714,7 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
         source = None
         if node.args.get("source") is not None:
             source_node = node.args["source"]
+            binder.refuse_streams(source_node.this, source_node.this)
             source, columns = binder.query(source_node, source_node.this)
             binder.require_columns(model, columns, source_node.this, "EVALUATE's ON data", with_label=True)
             source = SqlPlan(source.sql, tuple(binder.predicts))

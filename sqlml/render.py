@@ -66,26 +66,64 @@ def table_text(table: pa.Table, console_width: int = 120) -> str:
     return out.getvalue() + footer + "\n"
 
 
+def unique_names(table: pa.Table) -> pa.Table:
+    """The table with repeated column names made unique as DuckDB does (a, a_1, a_2)."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(name if count == 0 else f"{name}_{count}")
+    return table.rename_columns(names) if names != table.column_names else table
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _plain(table: pa.Table, nested_as_text: bool) -> str:
+    """A select list over `t` for machine-readable output: NaN and infinities as NULL (strict
+    JSON has no such numbers), and nested values as DuckDB's text for them if asked."""
+    cols = []
+    for field in table.schema:
+        q = _quote(field.name)
+        if pa.types.is_floating(field.type):
+            cols.append(f"CASE WHEN isfinite({q}) THEN {q} END AS {q}")
+        elif (pa.types.is_list(field.type) or pa.types.is_large_list(field.type)) and pa.types.is_floating(
+            field.type.value_type
+        ):
+            cleaned = f"list_transform({q}, lambda x: CASE WHEN isfinite(x) THEN x END)"
+            cols.append(f"CAST({cleaned} AS VARCHAR) AS {q}" if nested_as_text else f"{cleaned} AS {q}")
+        elif nested_as_text and pa.types.is_nested(field.type):
+            cols.append(f"CAST({q} AS VARCHAR) AS {q}")
+        else:
+            cols.append(q)
+    return ", ".join(cols)
+
+
 def csv_text(table: pa.Table) -> str:
     """CSV with a header; nested values (MAP, STRUCT, LIST) as DuckDB's text for them."""
     import duckdb
     import pyarrow.csv as pacsv
 
-    cols = ", ".join(
-        f'CAST("{n}" AS VARCHAR) AS "{n}"' if pa.types.is_nested(t) else f'"{n}"'
-        for n, t in zip(table.column_names, table.schema.types)
-    )
-    plain = duckdb.from_arrow(table).query("t", f"SELECT {cols} FROM t").to_arrow_table() if cols else table  # type: ignore[union-attr]
+    table = unique_names(table)
+    if not table.num_columns:
+        return ""
+    plain = duckdb.from_arrow(table).query("t", f"SELECT {_plain(table, True)} FROM t").to_arrow_table()  # type: ignore[union-attr]
     out = io.BytesIO()
     pacsv.write_csv(plain, out)
     return out.getvalue().decode()
 
 
 def json_text(table: pa.Table) -> str:
-    """One JSON object per line (DuckDB's to_json)."""
+    """JSON Lines: one strict JSON object per row (NaN and infinities as null), nothing for no rows."""
     import duckdb
 
-    lines = duckdb.from_arrow(table).query("t", "SELECT to_json(t) FROM t").to_arrow_table().column(0)  # type: ignore[union-attr]
+    table = unique_names(table)
+    if not table.num_columns or not table.num_rows:
+        return ""
+    sql = f"SELECT to_json(t) FROM (SELECT {_plain(table, False)} FROM __sqlml_out) AS t"
+    lines = duckdb.from_arrow(table).query("__sqlml_out", sql).to_arrow_table().column(0)  # type: ignore[union-attr]
     return "".join(f"{line}\n" for line in lines.to_pylist())
 
 

@@ -5,8 +5,10 @@ meta-commands of duckdb's CLI and psql."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ Statements end with ';' and may span lines. Meta-commands:
   .tables \\dt        list tables and views
   .models \\dm        list models (SHOW MODELS)
   .timer on|off \\timing   show how long each statement took
+  .debug on|off      show the Python traceback of an internal error
   .quit .exit \\q     leave (or Ctrl-D)
 Ctrl-C cancels the running statement or clears the input."""
 
@@ -48,9 +51,10 @@ class NameCompleter(Completer):
 
 
 class Repl:
-    def __init__(self, session: Session, history: str | None = None) -> None:
+    def __init__(self, session: Session, history: str | None = None, debug: bool = False) -> None:
         self.session = session
         self.timer = False
+        self.debug = debug
         path = history or os.environ.get("SQLML_HISTORY") or str(Path.home() / ".sqlml_history")
         self.prompt: PromptSession[str] = PromptSession(
             history=FileHistory(path),
@@ -96,6 +100,9 @@ class Repl:
         elif word in (".timer", "\\timing"):
             self.timer = {"on": True, "off": False}.get(arg.strip().lower(), not self.timer)
             print(f"Timer is {'on' if self.timer else 'off'}.")
+        elif word == ".debug":
+            self.debug = {"on": True, "off": False}.get(arg.strip().lower(), not self.debug)
+            print(f"Debug is {'on' if self.debug else 'off'}.")
         else:
             print(f"Unknown meta-command {word}. Type .help for the list.")
         return True
@@ -110,7 +117,8 @@ class Repl:
             try:  # results print as they come: a continuous SELECT prints as windows close
                 for _, result in self.session.run(script):
                     if result is not None:
-                        print(table_text(result.arrow()), end="", flush=True)
+                        width = shutil.get_terminal_size().columns
+                        print(table_text(result.arrow(), max(width, 60)), end="", flush=True)
             except BaseException as err:  # handed to the main thread
                 outcome["error"] = err
 
@@ -128,8 +136,13 @@ class Repl:
             print("Cancelled.")
         elif isinstance(error, SqlmlError):
             print(error_text(error, "<repl>", script))
-        elif error is not None:
-            raise error
+        elif isinstance(error, KeyboardInterrupt):
+            print("Cancelled.")
+        elif error is not None:  # a bug: say so, and keep the session (and its tables) going
+            if self.debug:
+                traceback.print_exception(error)
+            print(f"internal error: {type(error).__name__}: {error}")
+            print("hint: this is a bug in sqlml; .debug on shows the traceback to report.")
         if self.timer:
             print(f"Run time: {time.perf_counter() - started:.3f} s")
 
@@ -146,4 +159,7 @@ class Repl:
                 if not self.meta(text):
                     break
                 continue
-            self.run(text)
+            try:
+                self.run(text)
+            except KeyboardInterrupt:
+                print("Cancelled.")

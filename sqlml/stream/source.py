@@ -240,6 +240,28 @@ def _ends_with_newline(path: str) -> bool:
         return f.read(1) == b"\n"
 
 
+def as_table(data: Any, stream: str) -> pa.Table:
+    """Pushed data as an Arrow table: a Table, a RecordBatch, a pandas (or any Arrow-exporting)
+    DataFrame, a dict of columns or a list of row dicts."""
+    try:
+        if isinstance(data, pa.Table):
+            return data
+        if isinstance(data, pa.RecordBatch):
+            return pa.Table.from_batches([data])
+        if isinstance(data, dict):
+            return pa.table(data)
+        if isinstance(data, list) and all(isinstance(row, dict) for row in data):
+            return pa.Table.from_pylist(data)
+        if hasattr(data, "__arrow_c_stream__") or type(data).__name__ == "DataFrame":
+            return pa.table(data)
+    except (pa.ArrowException, TypeError, ValueError) as err:
+        raise BindError(f"Cannot read the data pushed to stream '{stream}': {err}.") from err
+    raise BindError(
+        f"Cannot push a {type(data).__name__} to stream '{stream}'.",
+        hint="Push a pyarrow Table or RecordBatch, a pandas DataFrame, a dict of columns or a list of row dicts.",
+    )
+
+
 class PythonSource:
     """Batches pushed by the embedding program with `con.push(stream, data)`."""
 
@@ -250,7 +272,15 @@ class PythonSource:
         self.offset: dict[str, Any] = {"pushed": 0}
 
     def push(self, data: Any) -> None:
-        self.queue.append(data if isinstance(data, pa.Table) else pa.Table.from_pandas(data))
+        """Queue events, after checking that they are a table with the stream's columns."""
+        table = as_table(data, self.stream.name)
+        missing = [n for n, _ in self.stream.columns if n not in table.column_names]
+        if missing:
+            raise BindError(
+                f"Data pushed to stream '{self.stream.name}' lacks column(s) {', '.join(missing)}.",
+                hint=f"The stream's columns are {', '.join(n for n, _ in self.stream.columns)}.",
+            )
+        self.queue.append(table)
 
     def batches(self) -> Iterator[Batch]:
         names = [n for n, _ in self.stream.columns]
