@@ -1,4 +1,4 @@
-"""How long `sqlml --help` takes to start (target: under 0.5 s), against `python -c pass`.
+"""How long `sqlml --help` takes to start (target: under 0.3 s), against `python -c pass`.
 
 python bench/startup.py [--repeats 10]
 """
@@ -30,7 +30,7 @@ def main() -> None:
     python = wall([sys.executable, "-c", "pass"], args.repeats)
     help_ = wall([sqlml, "--help"], args.repeats)
     print(f"python -c pass : {python:.3f} s (median of {args.repeats})")
-    print(f"sqlml --help   : {help_:.3f} s (median of {args.repeats})  (target < 0.5 s)")
+    print(f"sqlml --help   : {help_:.3f} s (median of {args.repeats})  (target < 0.3 s)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 []
 """
 
-from sqlml.api import Result, Session, connect
+from typing import TYPE_CHECKING, Any
+
 from sqlml.errors import (
     BindError,
     CatalogError,
@@ -15,6 +16,9 @@ from sqlml.errors import (
     SqlmlSyntaxError,
     UnknownModelError,
 )
+
+if TYPE_CHECKING:
+    from sqlml.api import Result, Session, connect
 
 __version__ = "0.1.0"
 __all__ = [
@@ -28,3 +32,13 @@ __all__ = [
     "UnknownModelError",
     "connect",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`connect`, `Session` and `Result` load DuckDB and Arrow on first use, so that
+    `import sqlml` (and `sqlml --help`) stays light."""
+    if name in ("Result", "Session", "connect"):
+        from sqlml import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sqlml' has no attribute '{name}'")

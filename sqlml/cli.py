@@ -31,6 +31,9 @@ CatalogOption = typer.Option(
 
 
 DebugOption = typer.Option(False, "--debug", help="Show the Python traceback of an internal error.")
+ProgressOption = typer.Option(
+    False, "--progress", help="Print a line on stderr as each micro-batch of a continuous query is done."
+)
 
 
 def open_session(db: str, catalog: Path | None) -> Session:
@@ -90,6 +93,11 @@ def stopped_message(signum: int, clean: bool) -> str:
     if clean:
         return f"Stopped by {name} at a checkpoint; run it again to resume. Later statements did not run."
     return f"Stopped by {name}: the running statement was cancelled and changed nothing; later statements did not run."
+
+
+def batch_line(stream: str, done: Any) -> None:
+    """One line on stderr per micro-batch done (with --progress)."""
+    typer.echo(f"{stream}: batch done, {done.events} events, {done.windows} windows closed", err=True)
 
 
 def stream_summary(stream: str, done: Any) -> None:
@@ -196,6 +204,7 @@ def run(
     db: str = DbOption,
     catalog: Path | None = CatalogOption,
     debug: bool = DebugOption,
+    progress: bool = ProgressOption,
 ) -> None:
     """Run SQL files (or -c SQL) statement by statement; stop at the first error (exit 1)."""
     if fmt not in ("table", "csv", "json"):
@@ -217,6 +226,8 @@ def run(
         typer.echo("error: give SQL files, - for standard input, or -c 'SQL'", err=True)
         raise typer.Exit(2)
     session = guarded(lambda: open_session(db, catalog), debug)
+    if progress:
+        session.engine.on_batch = batch_line
     received = stop_on_signals(session)
     echo: Callable[[str], None] = lambda text: typer.echo(text, nl=False)  # noqa: E731
     try:

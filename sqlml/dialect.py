@@ -431,10 +431,14 @@ class Statement:
         return "sql" if self.node is None else type(self.node).__name__
 
     def span_of(self, node: exp.Expr | None) -> Span:
-        """The position of a parsed node (from its meta), or the statement's own."""
-        meta = node.meta if node is not None else {}
-        if "start" in meta:
-            return Span.at(self.script, meta["start"], meta["end"] + 1)
+        """The position of a parsed node (from its meta, else from the first of its parts, or
+        of its parent's, that has one), or the statement's own."""
+        while node is not None:
+            for part in node.walk():
+                meta = part.meta if isinstance(part, exp.Expr) else {}
+                if "start" in meta:
+                    return Span.at(self.script, meta["start"], meta["end"] + 1)
+            node = node.parent
         return self.span
 
 

@@ -142,6 +142,7 @@ class Engine:
         self.streaming = False  # whether a continuous query is running
         self.on_stream_done: Callable[[str, Progress], None] = lambda name, progress: None
         self.on_window: Callable[[str, WindowReport], None] = lambda name, report: None
+        self.on_batch: Callable[[str, Progress], None] = lambda name, progress: None
 
     # -- DuckDB access --------------------------------------------------------------
     def describe(self, sql: str) -> list[tuple[str, Any]]:
@@ -351,7 +352,7 @@ class Engine:
         job.durable = job.sink in ("insert", "copy") and self.is_durable()
         if job.sink == "copy":
             os.makedirs(job.target, exist_ok=True)
-        runner = Runner(self.con, job, self.python_sources, self.stop)
+        runner = Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job))
         if job.sink == "select":
             return StreamOutput(runner, self.on_stream_done, self)
         done = self.drain(runner)
@@ -359,6 +360,9 @@ class Engine:
             {"stream": [job.name], "events": [done.events], "late": [done.late], "malformed": [done.malformed],
              "windows": [done.windows], "rows_written": [done.emitted]}
         )  # fmt: skip
+
+    def _batch_done(self, job: Any) -> Callable[[Progress], None]:
+        return lambda progress: self.on_batch(job.name, progress)
 
     def drain(self, runner: Runner) -> Progress:
         """Run a continuous query whose output goes to a sink, to its end (or a clean stop)."""
@@ -396,7 +400,7 @@ class Engine:
         p = dataclasses.replace(p, job=job)
         learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
         job.callback = learner
-        done = self.drain(Runner(self.con, job, self.python_sources, self.stop))
+        done = self.drain(Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job)))
         serving = self.catalog.serving(p.train.name) if self.catalog.versions(p.train.name) else None
         return pa.table(
             {"model": [p.train.name], "windows": [learner.windows], "versions_trained": [learner.versions],

@@ -20,15 +20,12 @@ from sqlml import ast
 from sqlml.dialect import Sqlml
 from sqlml.errors import did_you_mean
 from sqlml.features import quote
+from sqlml.stream import shapes
 from sqlml.stream.runner import BATCH, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
 
 if TYPE_CHECKING:
     from sqlml.plan import Binder
-
-WINDOW_HINT = (
-    "TABLE(TUMBLE(TABLE {s}, DESCRIPTOR({t}), INTERVAL '1' MINUTE)) with GROUP BY window_start, window_end, ..."
-)
 
 
 def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
@@ -122,13 +119,20 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     assert binder.streams is not None
     first = windows[0] if windows else plain[0]
     if windows and plain:
-        raise binder.error("A query cannot read a stream both through a window function and directly.", plain[0])
+        raise binder.error(
+            "A query cannot read a stream both through a window function and directly.", plain[0],
+            "Read it through windows on every side: join the same window function on window_start and window_end.",
+        )  # fmt: skip
     names = [w.args["table"].name.lower() for w in windows] + [t.name.lower() for t in plain]
     if len(plain) > 1 or len(set(names)) < len(names):
         raise binder.error(
             "A query may read each stream once: through one window function, or directly.", first,
             "Join two streams through their windows (same window function on each), or use a CTE to read one window twice.",
         )  # fmt: skip
+    try:
+        shapes.check(query, lambda n: _kind(binder, n))
+    except shapes.ShapeError as err:
+        raise binder.error(err.message, err.node, err.hint.replace("TABLE s,", f"TABLE {names[0]},")) from None
     if sink == "copy" and not target:
         raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
     referenced = {c.name for c in query.find_all(exp.Column)}
@@ -145,11 +149,8 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         tvf.set("rewrite", f"SELECT * FROM {view}")
         needed = () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns}))
         inputs.append(StreamInput(stream, spec, view, needed))
-    if windows:
-        _check_windowed(binder, query, inputs[0].stream)
-    else:
+    if not windows:
         stream = binder.streams.require(plain[0].name)
-        _check_stateless(binder, query, stream)
         # the stream is read through a typed, empty stand-in while binding (so that what reads
         # it, PREDICT's input say, can be described), which becomes the micro-batch when it runs
         stand_in = sqlglot.parse_one(_stand_in(stream), dialect=Sqlml)
@@ -178,41 +179,11 @@ def _stand_in(stream: StreamDef) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + " WHERE 1 = 0"
 
 
-def _check_windowed(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
-    hint = WINDOW_HINT.format(s=stream.name, t=stream.time)
-    limit = query.args.get("limit") or query.args.get("offset")
-    if limit is not None:
-        raise binder.error(
-            "LIMIT and OFFSET have no meaning over a stream: results arrive as windows close.", limit,
-            "Keep the top rows per window with ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) <= N.",
-        )  # fmt: skip
-    for select in query.find_all(exp.Select):
-        group = select.args.get("group")
-        if group is not None:
-            keys = {e.name for e in group.expressions if isinstance(e, exp.Column)}
-            if not group.args.get("all") and not {"window_start", "window_end"} <= keys:
-                raise binder.error(
-                    "A windowed aggregation over a stream must GROUP BY window_start, window_end.", group, hint
-                )
-    for window in query.find_all(exp.Window):
-        keys = {e.name for e in window.args.get("partition_by") or [] if isinstance(e, exp.Column)}
-        if not {"window_start", "window_end"} <= keys:
-            raise binder.error(
-                "An OVER clause over a stream must PARTITION BY window_start, window_end (window Top-N).", window,
-                "ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) <= N",
-            )  # fmt: skip
-
-
-def _check_stateless(binder: Binder, query: exp.Expr, stream: StreamDef) -> None:
-    hint = WINDOW_HINT.format(s=stream.name, t=stream.time)
-    for kind, what in ((exp.AggFunc, "an aggregate"), (exp.Window, "an OVER clause"), (exp.Group, "GROUP BY"),
-                       (exp.Order, "ORDER BY"), (exp.Limit, "LIMIT"), (exp.Distinct, "DISTINCT")):  # fmt: skip
-        found = query.find(kind)
-        if found is not None:
-            raise binder.error(
-                f"A query reading stream '{stream.name}' directly cannot use {what}: the stream has no end to wait for.",
-                found, f"Aggregate per window instead: {hint}",
-            )  # fmt: skip
+def _kind(binder: Binder, node: exp.Expr) -> shapes.Kind:
+    """What a table or window function node reads, for the shape check."""
+    if isinstance(node, ast.WindowTable):
+        return shapes.Kind.WINDOWS if _stream_of(binder, node.args["table"]) else shapes.Kind.TABLE
+    return shapes.Kind.ROWS if _stream_of(binder, node) else shapes.Kind.TABLE
 
 
 def bind_continuous_source(binder: Binder, source: ast.QuerySource) -> tuple[StreamJob, dict[str, Any]]:

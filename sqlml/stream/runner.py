@@ -120,9 +120,11 @@ class Runner:
         job: StreamJob,
         python_sources: dict[str, PythonSource],
         stop: threading.Event | None = None,
+        on_batch: Callable[[Progress], None] | None = None,
     ) -> None:
         self.con = con
         self.job = job
+        self.on_batch = on_batch  # told after each micro-batch is done (committed, where durable)
         self.progress = Progress()
         self.python_sources = python_sources
         self.stop = stop or threading.Event()
@@ -236,6 +238,8 @@ class Runner:
                     emitted += self._fire(watermark)
                     self.closed_up_to = watermark
             self._save()
+        if self.on_batch is not None:
+            self.on_batch(self.progress)
         return emitted
 
     def _errors(self, inp: _Input, errors: pa.Table) -> None:
