@@ -186,7 +186,7 @@ class Catalog:
             return  # already serving (a restarted run repeating a promotion)
         entry = {"version": version, "reason": reason, "since_us": since_us}
         data = {"version": version, "reason": reason, "history": [*current["history"], entry]}
-        self._replace(name, SERVING_FILE, json.dumps(data, indent=2))
+        self._replace(name, SERVING_FILE, json.dumps(data))
 
     def _replace(self, name: str, file: str, text: str) -> None:
         """Write a model's file atomically (temporary file, then rename)."""
@@ -218,15 +218,17 @@ class Catalog:
     def metrics_path(self, name: str) -> Path:
         return self.root / check_name(name) / METRICS_FILE
 
-    def append_metrics(self, name: str, row: dict[str, Any]) -> None:
-        """Append one row to the model's metrics log (JSON lines, one write per row)."""
+    def append_metrics(self, name: str, row: dict[str, Any], sync: bool = True) -> None:
+        """Append one row to the model's metrics log (JSON lines, one write per row); `sync`
+        waits until it is on disk (for runs that must survive a crash)."""
         path = self.metrics_path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a") as log:
                 log.write(json.dumps(row, default=str) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
+                if sync:
+                    log.flush()
+                    os.fsync(log.fileno())
         except OSError as err:
             raise write_error(path, err) from err
 

@@ -29,7 +29,6 @@ from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import SqlmlError
 from sqlml.plan import ContinuousTrainPlan, SqlPlan, TrainOptions
 
-WINDOW, TEST = "__sqlml_window", "__sqlml_test"
 HIDDEN = ("__sqlml_ws", "__sqlml_we", "__sqlml_t")
 
 
@@ -84,7 +83,7 @@ class Learner:
         rounds = plan.options.rounds_per_window or options.num_boost_round
         self.window_plan = dataclasses.replace(
             plan.train,
-            query=SqlPlan(f"SELECT * EXCLUDE ({', '.join(HIDDEN)}) FROM {WINDOW}"),
+            query=SqlPlan(""),  # each window's rows arrive in Arrow (see __call__)
             options=TrainOptions(num_boost_round=rounds, validation=0, seed=options.seed),
         )
 
@@ -132,13 +131,10 @@ class Learner:
 
     # -- test -----------------------------------------------------------------------
     def _score(self, model: ModelVersion, rows: pa.Table) -> tuple[dict[str, Any], str | None]:
-        self.con.register(TEST, rows.drop_columns(list(HIDDEN)))
         try:
-            return scoring.evaluate(self.fetch, model, f"SELECT * FROM {TEST}"), None
+            return scoring.evaluate(self.fetch, model, None, rows=rows), None
         except SqlmlError as err:
             return {}, err.message
-        finally:
-            self.con.unregister(TEST)
 
     def _log(
         self,
@@ -154,7 +150,7 @@ class Learner:
         row = {"window_start": start, "window_end": end, "version": model.version if model else None, "role": role,
                "rows": rows, "rows_unscored": 0 if model and not error else rows, "error": error, "created_at": self.now()}  # fmt: skip
         row.update({m.name: scores.get(m.name) for m in metrics.for_task(task)} if task else {})
-        self.catalog.append_metrics(self.name, row)
+        self.catalog.append_metrics(self.name, row, sync=self.plan.job.durable)
 
     def _test(self, start: Any, end: Any, rows: pa.Table) -> float | None:
         """Score the fresh rows with the serving version (and the challenger); maybe promote."""
@@ -191,17 +187,14 @@ class Learner:
             "window_start": str(start), "window_end": str(end), "window_rows": rows.num_rows, "update": update,
             "continued_from": base.version if base else None, "promote": self.plan.options.promote,
         }  # fmt: skip
-        self.con.register(WINDOW, rows)
         try:
             version = self._trained_before(lineage) or training.train(
-                self.fetch, self.window_plan, self.catalog, base=base, lineage=lineage
+                self.fetch, self.window_plan, self.catalog, base=base, lineage=lineage, rows=rows
             )
         except SqlmlError as err:
             self.failures += 1
             self._log(start, end, None, "training_failed", rows.num_rows, {}, err.message)
             return None, err.message
-        finally:
-            self.con.unregister(WINDOW)
         self.versions += 1
         self.task = version.meta["task"]
         if self.plan.options.promote == "always" or self.serving is None:

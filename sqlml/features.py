@@ -57,19 +57,40 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def select_list(specs: list[FeatureSpec]) -> list[str]:
-    """SQL expressions that fetch the features: numerics cast to DOUBLE, categoricals as text."""
-    return [
-        f"CAST({quote(s.name)} AS DOUBLE) AS {quote(s.name)}"
-        if s.kind == "numeric"
-        else f"CAST({quote(s.name)} AS VARCHAR) AS {quote(s.name)}"
-        for s in specs
+# one column of the rows a model trains on or is evaluated on:
+# (output name, input column, DuckDB type to cast to; None keeps the input's type)
+Column = tuple[str, str, "str | None"]
+LABEL, GROUP, WEIGHT = "__sqlml_label", "__sqlml_group", "__sqlml_weight"
+_ARROW_TYPES = {"DOUBLE": pa.float64(), "VARCHAR": pa.string()}
+
+
+def model_columns(specs: list[FeatureSpec], label: str, label_type: str, group: str | None = None,
+                  weight: str | None = None) -> list[Column]:  # fmt: skip
+    """The columns fetched to train or evaluate: numeric features as DOUBLE, categorical ones
+    as text, the label (an ENUM label as the VARCHAR its model stores), group and weight."""
+    columns: list[Column] = [(s.name, s.name, "DOUBLE" if s.kind == "numeric" else "VARCHAR") for s in specs]
+    columns.append((LABEL, label, "VARCHAR" if label_type == "VARCHAR" else None))
+    if group:
+        columns.append((GROUP, group, None))
+    if weight:
+        columns.append((WEIGHT, weight, "DOUBLE"))
+    return columns
+
+
+def select_sql(columns: list[Column], source_sql: str) -> str:
+    """The query fetching `columns` from a query's rows, for DuckDB to run."""
+    cols = [f"CAST({quote(src)} AS {cast}) AS {quote(out)}" if cast else f"{quote(src)} AS {quote(out)}"
+            for out, src, cast in columns]  # fmt: skip
+    return f"SELECT {', '.join(cols)} FROM ({source_sql}) AS __sqlml_input"
+
+
+def select_arrow(columns: list[Column], table: pa.Table) -> pa.Table:
+    """The same columns taken from rows already in Arrow (a closed window's), without a query."""
+    arrays = [
+        table.column(src) if cast is None else pc.cast(table.column(src), _ARROW_TYPES[cast])
+        for _, src, cast in columns
     ]
-
-
-def label_sql(label: str, label_type: str) -> str:
-    """SQL fetching a label: an ENUM label (a pandas Categorical) as the VARCHAR its model stores."""
-    return f"CAST({quote(label)} AS VARCHAR)" if label_type == "VARCHAR" else quote(label)
+    return pa.table(arrays, names=[out for out, _, _ in columns])
 
 
 def learn_categories(table: pa.Table, specs: list[FeatureSpec]) -> None:

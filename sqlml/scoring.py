@@ -23,10 +23,21 @@ from sqlml.plan import output_type
 _LOADED: dict[tuple[str, str], tuple[Model, list[FeatureSpec]]] = {}
 
 
+def _key(model: ModelVersion) -> tuple[str, str]:
+    return str(model.path), f"{model.meta.get('created_at')}:{model.meta.get('model_sha256')}"
+
+
+def remember(version: ModelVersion, model: Model, specs: list[FeatureSpec]) -> None:
+    """Keep a model just trained and saved as `version`, as if loaded from it."""
+    if len(_LOADED) >= 64:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[_key(version)] = (model, list(specs))
+
+
 def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     """A stored version's model and feature specs, checked against each other; loaded once
     per process (a version never changes: its checksum and creation time key the cache)."""
-    key = (str(model.path), f"{model.meta.get('created_at')}:{model.meta.get('model_sha256')}")
+    key = _key(model)
     if key in _LOADED:
         return _LOADED[key]
     trainer = models.get(model.meta["trainer"])
@@ -46,9 +57,7 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
         raise CatalogError(
             f"{broken}: its model file has features {names}, its metadata {[s.name for s in specs]}.", hint=hint
         )
-    if len(_LOADED) >= 64:
-        _LOADED.pop(next(iter(_LOADED)))
-    _LOADED[key] = (loaded, specs)
+    remember(model, loaded, specs)
     return loaded, specs
 
 
@@ -118,12 +127,15 @@ def point_in_time_function(
     return score, [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
 
 
-def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None) -> dict[str, Any]:
-    """EVALUATE's one row: the stored validation metrics, or metrics on `source_sql`'s rows."""
+def evaluate(
+    fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None, rows: pa.Table | None = None
+) -> dict[str, Any]:
+    """EVALUATE's one row: the stored validation metrics, or metrics on `source_sql`'s rows
+    (or on `rows`, a query's output already in Arrow)."""
     meta = model_version.meta
     head = {"model": model_version.name, "version": model_version.version}
     names = [m.name for m in metrics.for_task(meta["task"])]
-    if source_sql is None:
+    if source_sql is None and rows is None:
         if not meta.get("validation_rows"):
             raise ExecutionError(
                 f"Model '{model_version.name}' version {model_version.version} kept no validation rows.",
@@ -136,16 +148,17 @@ def evaluate(fetch: Callable[[str], pa.Table], model_version: ModelVersion, sour
             "unseen_categories": 0,
         }
     model, specs = load(model_version)
-    cols = features.select_list(specs) + [f"{features.label_sql(meta['label'], meta['label_type'])} AS __sqlml_label"]
-    if meta.get("group"):
-        cols.append(f"{quote(meta['group'])} AS __sqlml_group")
-    table = fetch(f"SELECT {', '.join(cols)} FROM ({source_sql}) AS __sqlml_input")
+    columns = features.model_columns(specs, meta["label"], meta["label_type"], meta.get("group"))
+    if rows is not None:
+        table = features.select_arrow(columns, rows)
+    else:
+        table = fetch(features.select_sql(columns, str(source_sql)))
     if table.num_rows == 0:
         raise ExecutionError("EVALUATE's ON query returned no rows.")
-    y = features.encode_label(table.column("__sqlml_label"), meta["label"], meta.get("classes"))
+    y = features.encode_label(table.column(features.LABEL), meta["label"], meta.get("classes"))
     groups = None
     if meta.get("group"):
-        groups, order = features.group_sizes(table.column("__sqlml_group"), meta["group"])
+        groups, order = features.group_sizes(table.column(features.GROUP), meta["group"])
         if order is not None:
             table, y = table.take(pa.array(order)), y[order]
     encoded, unseen = features.encode(table, specs)

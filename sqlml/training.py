@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sqlml import features, metrics
+from sqlml import features, metrics, scoring
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
 from sqlml.models import TrainingData
 from sqlml.models.base import Progress
 from sqlml.plan import TrainPlan
 
-LABEL, GROUP, WEIGHT = "__sqlml_label", "__sqlml_group", "__sqlml_weight"
+LABEL, GROUP, WEIGHT = features.LABEL, features.GROUP, features.WEIGHT
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 SMALL_DATA = 2_000_000  # rows x features under which one LightGBM thread beats several
 
@@ -39,15 +39,14 @@ def auto_validation(rows: int) -> float:
     return 10_000 / rows
 
 
+def training_columns(plan: TrainPlan) -> list[features.Column]:
+    """The columns a TRAIN fetches: features (cast for LightGBM), label, group and weight."""
+    return features.model_columns(list(plan.features), plan.label, plan.label_type, plan.group, plan.weight)
+
+
 def training_query(plan: TrainPlan) -> str:
-    """The SELECT that fetches features (cast for LightGBM), label and group."""
-    cols = features.select_list(list(plan.features))
-    cols.append(f"{features.label_sql(plan.label, plan.label_type)} AS {LABEL}")
-    if plan.group:
-        cols.append(f"{features.quote(plan.group)} AS {GROUP}")
-    if plan.weight:
-        cols.append(f"CAST({features.quote(plan.weight)} AS DOUBLE) AS {WEIGHT}")
-    return f"SELECT {', '.join(cols)} FROM ({plan.query.sql}) AS __sqlml_input"
+    """The SELECT that fetches the training columns from the TRAIN's query."""
+    return features.select_sql(training_columns(plan), plan.query.sql)
 
 
 def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
@@ -125,14 +124,16 @@ def train(
     progress: Progress | None = None,
     base: ModelVersion | None = None,
     lineage: dict[str, Any] | None = None,
+    rows: pa.Table | None = None,
 ) -> ModelVersion:
     """Train, score and store a new version of `plan.name`.
 
     With `base`, keep boosting that version (LightGBM's init_model) with its classes and
-    category codes; `lineage` is stored in the new version's metadata.
+    category codes; `lineage` is stored in the new version's metadata. With `rows` (the
+    query's output, already in Arrow), the training columns are taken from them, not fetched.
     """
     started = time.perf_counter()
-    table = fetch(training_query(plan))
+    table = fetch(training_query(plan)) if rows is None else features.select_arrow(training_columns(plan), rows)
     if table.num_rows == 0:
         raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
     trainer = plan.trainer
@@ -215,4 +216,6 @@ def train(
         "duration_s": round(time.perf_counter() - started, 3),
         **(lineage or {}),
     }
-    return catalog.save(plan.name, model.to_text(), meta)
+    version = catalog.save(plan.name, model.to_text(), meta)
+    scoring.remember(version, model, specs)  # scoring it next (a continuous TRAIN's test) needs no reload
+    return version

@@ -80,3 +80,13 @@ def test_typer_runner(tmp_path):
     result = CliRunner().invoke(app, ["run", "-c", "SHOW MODELS", "--catalog", str(tmp_path), "-f", "csv"])
     assert result.exit_code == 0
     assert result.stdout.startswith('"name","version","trainer"')
+
+
+def test_cli_module_loads_no_engine():
+    """`sqlml --help` stays fast: importing the CLI (and sqlml itself) loads no DuckDB, Arrow or LightGBM."""
+    import subprocess
+    import sys
+
+    code = "import sys, sqlml, sqlml.cli; print(sorted(m for m in ('duckdb', 'pyarrow', 'lightgbm', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
