@@ -232,11 +232,6 @@ class Catalog:
         except OSError as err:
             raise write_error(path, err) from err
 
-    def writable(self) -> bool:
-        """Whether the catalog folder can be written (a shared registry may be mounted read-only)."""
-        probe = self.root if self.root.exists() else self.root.parent
-        return os.access(probe, os.W_OK)
-
     def _last_number(self, name: str) -> int:
         """The highest version number ever used (dropped versions leave a `<n>.dropped` mark),
         so numbers are never reused, not even after the whole model was dropped."""

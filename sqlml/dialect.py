@@ -442,6 +442,7 @@ class Statement:
         return self.span
 
 
+_MISSING_ARG = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]+\.(\w+)'>")
 _MISSING = re.compile(r"Missing (\S+) from \d+:(\d+)")
 _TOKEN_REPR = re.compile(
     r"<Token token_type: [^,]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>"
@@ -481,7 +482,11 @@ def readable(message: str) -> str:
     >>> readable("Expected table name but got <Token token_type: TokenType.R_PAREN, text: ), line: 1, col: 38, start: 37, end: 37, comments: []>")
     "Expected table name but got ')'"
     """
-    return _TOKEN_REPR.sub(lambda m: f"'{m.group(1)}'", message)
+    message = _TOKEN_REPR.sub(lambda m: f"'{m.group(1)}'", message)
+    missing = _MISSING_ARG.search(message)
+    if missing:  # sqlglot's check of a node it built: say which clause is incomplete
+        return f"Incomplete {missing.group(2).upper()}: its {'condition' if missing.group(1) == 'this' else missing.group(1)} is missing."
+    return message
 
 
 def parse(script: str) -> list[Statement]:

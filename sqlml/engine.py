@@ -39,6 +39,8 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
     lines = str(err).split("\n")
     message = lines[0]
     hints = [line for line in lines[1:] if line and not line.startswith("LINE ") and set(line.strip()) != {"^"}]
+    # DuckDB's own suggestions can name its system tables (pg_enum for a missing 'nope'): drop those
+    hints = [h for h in hints if not re.search(r'Did you mean "(pg_|duckdb_|sqlite_|information_schema)', h)]
     hint = " ".join(hints) or None
     span = statement.span if statement else None
     if statement is not None:
@@ -246,14 +248,14 @@ class Engine:
         if p.source is not None:
             self.register(p.source.predicts)
         row = scoring.evaluate(self.fetch, p.model, p.source.sql if p.source else None)
-        if not self.catalog.writable():  # a shared registry mounted read-only: evaluate, do not log
-            return pa.Table.from_pylist([row])
-        self.catalog.append_metrics(
-            p.model.name,
-            {"window_start": None, "window_end": None, "version": p.model.version, "role": "evaluate", "rows": row["rows"],
-             "rows_unscored": 0, **{m.name: row[m.name] for m in metrics.for_task(p.model.meta["task"])},
-             "error": None, "created_at": now()},
-        )  # fmt: skip
+        log = {"window_start": None, "window_end": None, "version": p.model.version, "role": "evaluate",
+               "rows": row["rows"], "rows_unscored": 0,
+               **{m.name: row[m.name] for m in metrics.for_task(p.model.meta["task"])}, "error": None,
+               "created_at": now()}  # fmt: skip
+        try:
+            self.catalog.append_metrics(p.model.name, log)
+        except CatalogError:
+            pass  # a shared registry mounted read-only: EVALUATE answers, its run is not logged
         return pa.Table.from_pylist([row])
 
     def show_models(self, p: plan.ShowModelsPlan) -> Output:

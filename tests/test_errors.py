@@ -1,6 +1,6 @@
-"""Every bad input in tests/fixtures/errors/cases.sql gives its own message at its own
-line:column, through the API and through the CLI process (exit 1, no traceback), and
-leaves the catalog and the tables exactly as they were."""
+"""Every bad input in tests/fixtures/errors/{cases,more}.sql gives its own message at its own
+line:column, through the API, the CLI process (exit 1, no traceback) and one REPL session
+(which survives them all), and leaves the catalog and the tables exactly as they were."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from tests.conftest import run_cli
 FIXTURES = Path(__file__).parent / "fixtures" / "errors"
 
 
-def load_cases() -> list[tuple[str, int, int, str]]:
+def load_cases(name: str) -> list[tuple[str, int, int, str]]:
     cases, current = [], None
-    for line in (FIXTURES / "cases.sql").read_text().splitlines():
+    for line in (FIXTURES / name).read_text().splitlines():
         head = re.match(r"-- error: (\d+):(\d+) (.*)$", line)
         if head:
             current = [int(head[1]), int(head[2]), head[3], []]
@@ -30,12 +30,13 @@ def load_cases() -> list[tuple[str, int, int, str]]:
     return [("\n".join(sql).strip() + "\n", line, col, message) for line, col, message, sql in cases]
 
 
-CASES = load_cases()
+FIRST, MORE = load_cases("cases.sql"), load_cases("more.sql")
+CASES = FIRST + MORE
 IDS = [f"{i:02d}-{re.sub(r'[^a-z]+', '_', c[3].lower())[:40]}" for i, c in enumerate(CASES)]
 
 
 def test_fixture_is_big_enough():
-    assert len(CASES) >= 40
+    assert len(MORE) >= 40 and len(CASES) >= 92
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +99,33 @@ def test_cli_error(pristine, tmp_path, sql, line, col, message):
     assert first.startswith(f"case.sql:{line}:{col}: error: "), proc.stderr
     assert message in first
     assert "^" in proc.stderr
+    assert snapshot(root) == before
+
+
+def test_repl_survives_every_case(pristine, tmp_path):
+    """One REPL session takes every bad input in turn: each prints its error, none a traceback
+    or an internal error, the session never ends, and nothing is changed."""
+    import os
+    import sys
+
+    import pexpect
+
+    root = copy_setup(pristine, tmp_path)
+    before = snapshot(root)
+    env = {**os.environ, "SQLML_HISTORY": str(tmp_path / "history"), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "dumb"}
+    child = pexpect.spawn(
+        sys.executable, ["-m", "sqlml", "repl", "--db", "db.duckdb", "--catalog", "catalog"],
+        cwd=root, env=env, encoding="utf-8", timeout=120, dimensions=(40, 250),
+    )  # fmt: skip
+    child.expect_exact("sqlml> ")
+    seen = ""
+    for sql, _, _, message in CASES:
+        child.sendline(" ".join(sql.split()))  # one line: the REPL runs it when it ends with ;
+        child.expect_exact("sqlml> ")
+        shown = child.before
+        seen += shown
+        assert "error:" in shown and message[:40] in " ".join(shown.split()), shown
+    child.sendline(".quit")
+    child.expect(pexpect.EOF)
+    assert "Traceback" not in seen and "internal error" not in seen
     assert snapshot(root) == before

@@ -286,7 +286,7 @@ class LightGBMTrainer:
                     callbacks=callbacks,
                     init_model=lgb.Booster(model_str=init_model) if init_model else None,
                 )
-        except lgb.basic.LightGBMError as err:
+        except (lgb.basic.LightGBMError, ValueError) as err:  # ValueError: from LightGBM's Python side
             reason = re.sub(r" at \S+, line \d+ \.?", "", str(err)).strip()
             raise ExecutionError(
                 f"LightGBM could not train: {reason}",

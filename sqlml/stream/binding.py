@@ -67,6 +67,12 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
                 did_you_mean(key, OPTIONS) or f"Options: {', '.join(OPTIONS)}.",
             )
         options[key], nodes[key] = literal(prop.expression), prop.expression
+    kinds: dict[str, tuple[type, str]] = {"batch_size": (int, "a whole number above 0"), "follow": (bool, "TRUE or FALSE"),
+                                          "path": (str, "a quoted path"), "checkpoint": (str, "a quoted path")}  # fmt: skip
+    for key, (kind, wanted) in kinds.items():
+        given: Any = options.get(key)
+        if key in options and (type(given) is not kind or (key == "batch_size" and given <= 0)):
+            raise binder.error(f"Bad value {given!r} for stream option {key}: expected {wanted}.", nodes[key])
     connector = _one_of(binder, "connector", options.setdefault("connector", "files"), tuple(CONNECTORS), nodes)
     if connector == "files":
         if "path" not in options:
