@@ -10,7 +10,7 @@ here, with what would work instead.
 from __future__ import annotations
 
 import glob
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import sqlglot
@@ -71,7 +71,7 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
                                           "path": (str, "a quoted path"), "checkpoint": (str, "a quoted path")}  # fmt: skip
     for key, (kind, wanted) in kinds.items():
         given: Any = options.get(key)
-        if key in options and (type(given) is not kind or (key == "batch_size" and given <= 0)):
+        if key in options and (type(given) is not kind or (key == "batch_size" and cast(int, given) <= 0)):
             raise binder.error(f"Bad value {given!r} for stream option {key}: expected {wanted}.", nodes[key])
     connector = _one_of(binder, "connector", options.setdefault("connector", "files"), tuple(CONNECTORS), nodes)
     if connector == "files":
