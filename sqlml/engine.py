@@ -176,14 +176,18 @@ class Engine:
             else:
                 fn, arg_type, out_type = scoring.scoring_function(call.model)
                 arg_types = [arg_type]
-            self.con.create_function(
-                call.udf,
-                fn,
-                [duckdb.sqltype(t) for t in arg_types],
-                duckdb.sqltype(out_type),
-                type=duckdb.func.ARROW,
-                null_handling=duckdb.func.SPECIAL,
-            )
+            try:
+                self.con.create_function(
+                    call.udf,
+                    fn,
+                    [duckdb.sqltype(t) for t in arg_types],
+                    duckdb.sqltype(out_type),
+                    type=duckdb.func.ARROW,
+                    null_handling=duckdb.func.SPECIAL,
+                )
+            except duckdb.CatalogException as err:  # another cursor of this database registered it first
+                if "already exists" not in str(err):
+                    raise
             self._udfs.add(call.udf)
 
     # -- handlers -------------------------------------------------------------------

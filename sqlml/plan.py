@@ -19,7 +19,7 @@ from sqlglot import exp
 from sqlml import ast, models
 from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement
-from sqlml.errors import BindError, SqlmlError, did_you_mean
+from sqlml.errors import BindError, SqlmlError, UnknownModelError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, quote
 from sqlml.metrics import for_task as metrics_for_task
 from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
@@ -204,7 +204,9 @@ class Binder:
         return BindError(message, self.statement.span_of(node), hint)
 
     # -- names --------------------------------------------------------------------
-    def model(self, ref: ast.ModelRef) -> ModelVersion:
+    def version(self, ref: ast.ModelRef) -> tuple[str, int | None]:
+        """A model's name and the VERSION a reference names (None: none named), both checked
+        against the catalog without reading the version's metadata."""
         version_node = ref.args.get("version")
         version = None
         if version_node is not None:
@@ -214,12 +216,31 @@ class Binder:
                 )
             version = int(version_node.name)
         try:
-            if version is None and self.catalog.versions(ref.this.name):
-                served = self.catalog.serving(ref.this.name)  # a continuously trained model: what serves
-                version = served["version"] if served else None
-            return self.catalog.get(ref.this.name, version)
+            name = check_name(ref.this.name)
+            versions = self.catalog.versions(name)
+            if not versions:
+                raise UnknownModelError(f"Unknown model '{name}'.", hint=did_you_mean(name, self.catalog.names()))
+            if version is not None and version not in versions:
+                raise UnknownModelError(
+                    f"Model '{name}' has no version {version}.",
+                    hint=f"Its versions are {', '.join(map(str, versions))}.",
+                )
         except SqlmlError as err:
             raise err.located(self.statement.span_of(version_node if version else ref.this))
+        return name, version
+
+    def model(self, ref: ast.ModelRef) -> ModelVersion:
+        """The version a reference names: its VERSION, else the serving version of a continuously
+        trained model, else the latest."""
+        name, version = self.version(ref)
+        named = version is not None
+        try:
+            if version is None:
+                served = self.catalog.serving(name)
+                version = served["version"] if served else None
+            return self.catalog.get(name, version)
+        except SqlmlError as err:
+            raise err.located(self.statement.span_of(ref.args.get("version") if named else ref.this))
 
     def column(self, ident: exp.Identifier, columns: dict[str, Any], role: str) -> str:
         names = {c.lower(): c for c in columns}
@@ -729,8 +750,8 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
         ref = node.this
         exists = bool(node.args.get("exists"))
         if not exists or binder.catalog.versions(ref.name):
-            model = binder.model(ref)
-            return DropModelPlan(model.name, model.version if ref.args.get("version") else None, exists)
+            name, version = binder.version(ref)  # its metadata is not read: a corrupt version drops too
+            return DropModelPlan(name, version, exists)
         return DropModelPlan(ref.name, None, exists)
     if not any(node.find_all(ast.Predict, ast.WindowTable, ast.Metrics)):
         return SqlPlan(statement.text)  # DuckDB SQL that only looked as if it read a stream
