@@ -20,10 +20,9 @@ import pyarrow as pa
 from sqlml.catalog import Catalog
 from sqlml.dialect import Statement, parse
 from sqlml.engine import Engine, Output, StreamOutput, duckdb_error
-from sqlml.errors import BindError, ExecutionError, SqlmlError
+from sqlml.errors import ExecutionError, SqlmlError
 from sqlml.models.base import Progress
 from sqlml.scope import ScopedConnection, caller_scope
-from sqlml.stream.source import PythonSource
 
 DEFAULT_CATALOG = "catalog"
 
@@ -129,9 +128,8 @@ class Session:
                 hint="Give each thread its own session: cur = con.cursor(), as with DuckDB.",
             )
         try:
-            for parsed in parse(script):
-                statement, bound = self.engine.bind(parsed)
-                output = self.engine.execute(statement, bound)
+            for statement in parse(script):
+                output = self.engine.execute(statement, self.engine.bind(statement))
                 if isinstance(output, StreamOutput):
                     for table in self._guarded(statement, output):
                         yield statement, Result(table, statement)
@@ -158,14 +156,7 @@ class Session:
         """Append events to a stream with connector = 'python': a pyarrow Table or RecordBatch,
         a pandas DataFrame, a dict of columns or a list of row dicts. Checked here, so that a
         bad push changes nothing."""
-        definition = self.engine.streams.require(stream)
-        if definition.connector != "python":
-            raise BindError(
-                f"Stream '{definition.name}' reads from its {definition.connector} connector; it takes no pushes.",
-                hint="Push to a stream created WITH (connector = 'python').",
-            )
-        source = self.engine.python_sources.setdefault(definition.name, PythonSource(self.connection, definition))
-        source.push(data)
+        self.engine.push(stream, data)
 
     def sql(self, script: str) -> Result | None:
         """Run a script; the last statement's result (None if it returns no rows)."""

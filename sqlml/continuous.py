@@ -55,6 +55,7 @@ class Learner:
         plan: ContinuousTrainPlan,
         now: Callable[[], str],
         report: Callable[[WindowReport], None] = lambda r: None,
+        durable: bool = False,
     ) -> None:
         self.con = con
         self.catalog = catalog
@@ -71,7 +72,8 @@ class Learner:
         self.trained_up_to: Any = None  # end of the last training window
         self.windows = self.versions = self.failures = 0
         # a durable run resumes: windows up to the saved one were done before a restart
-        self.progress_key = plan.job.query_id if plan.job.durable else None
+        self.durable = durable
+        self.progress_key = plan.job.query_id if durable else None
         saved = catalog.learning(self.name) if self.progress_key and catalog.versions(self.name) else None
         if saved is not None and saved.get("query_id") == self.progress_key:
             self.trained_up_to = pa.scalar(dt.datetime.fromisoformat(saved["window_end"]), pa.timestamp("us"))
@@ -150,7 +152,7 @@ class Learner:
         row = {"window_start": start, "window_end": end, "version": model.version if model else None, "role": role,
                "rows": rows, "rows_unscored": 0 if model and not error else rows, "error": error, "created_at": self.now()}  # fmt: skip
         row.update({m.name: scores.get(m.name) for m in metrics.for_task(task)} if task else {})
-        self.catalog.append_metrics(self.name, row, sync=self.plan.job.durable)
+        self.catalog.append_metrics(self.name, row, sync=self.durable)
 
     def _test(self, start: Any, end: Any, rows: pa.Table) -> float | None:
         """Score the fresh rows with the serving version (and the challenger); maybe promote."""

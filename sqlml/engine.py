@@ -6,7 +6,6 @@ results) or None. DuckDB failures are wrapped as positioned ExecutionErrors.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,10 +22,10 @@ import pyarrow as pa
 from sqlml import metrics, plan, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
-from sqlml.dialect import KEYWORDS, Statement, reparse
-from sqlml.errors import CatalogError, ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
+from sqlml.dialect import KEYWORDS, Statement
+from sqlml.errors import BindError, CatalogError, ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
 from sqlml.models.base import Progress as TrainProgress
-from sqlml.stream.runner import Progress, Runner
+from sqlml.stream.runner import Progress, Runner, Sink, StreamJob
 from sqlml.stream.source import PythonSource
 from sqlml.stream.streams import StreamRegistry
 
@@ -201,15 +200,20 @@ class Engine:
         except duckdb.Error as err:
             raise duckdb_error(err, statement) from err
 
-    def bind(self, statement: Statement) -> tuple[Statement, plan.Plan]:
-        """The statement (parsed again if it turns out to read a stream) and its plan."""
-        if statement.children:
-            return statement, plan.StatementSetPlan(statement.children)
-        names = frozenset(self.streams.names())
-        if names:
-            statement = reparse(statement, names)
+    def bind(self, statement: Statement) -> plan.Plan:
+        """The statement's plan (binding runs no user SQL: it only describes queries)."""
         self.statement = statement
-        return statement, plan.bind(statement, self.catalog, self.describe, self.streams)
+        return plan.bind(statement, self.catalog, self.describe, self.streams)
+
+    def push(self, stream: str, data: Any) -> None:
+        """Queue events for a stream with connector = 'python' (checked now: a bad push changes nothing)."""
+        definition = self.streams.require(stream)
+        if definition.connector != "python":
+            raise BindError(
+                f"Stream '{definition.name}' reads from its {definition.connector} connector; it takes no pushes.",
+                hint="Push to a stream created WITH (connector = 'python').",
+            )
+        self.python_sources.setdefault(definition.name, PythonSource(self.con, definition)).push(data)
 
     def run_sql(self, p: plan.SqlPlan) -> Output:
         self.register(p.predicts)
@@ -355,11 +359,11 @@ class Engine:
     def run_stream(self, p: plan.StreamPlan) -> Output:
         self.register(p.predicts)
         job = p.job
-        job.durable = job.sink in ("insert", "copy") and self.is_durable()
-        if job.sink == "copy":
+        durable = job.sink in (Sink.INSERT, Sink.COPY) and self.is_durable()
+        if job.sink == Sink.COPY:
             os.makedirs(job.target, exist_ok=True)
-        runner = Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job))
-        if job.sink == "select":
+        runner = Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job), durable)
+        if job.sink == Sink.SELECT:
             return StreamOutput(runner, self.on_stream_done, self)
         done = self.drain(runner)
         return pa.table(
@@ -367,7 +371,7 @@ class Engine:
              "windows": [done.windows], "rows_written": [done.emitted]}
         )  # fmt: skip
 
-    def _batch_done(self, job: Any) -> Callable[[Progress], None]:
+    def _batch_done(self, job: StreamJob) -> Callable[[Progress], None]:
         return lambda progress: self.on_batch(job.name, progress)
 
     def drain(self, runner: Runner) -> Progress:
@@ -394,19 +398,17 @@ class Engine:
         ordered = sorted(p.statements, key=lambda s: 0 if s.kind == "Train" else 1)
         summaries = []
         for child in ordered:
-            statement, bound = self.bind(child)
-            output = self.execute(statement, bound)
+            output = self.execute(child, self.bind(child))
             rows = output.to_pylist() if isinstance(output, pa.Table) else []
             summaries.append(json.dumps(rows[0] if len(rows) == 1 else {"rows": len(rows)}, default=str))
         return pa.table({"statement": [" ".join(c.text.split()[:3]) for c in ordered], "result": summaries})
 
     def run_continuous(self, p: plan.ContinuousTrainPlan) -> Output:
         """TRAIN over a window function: test, train, version and promote as windows close."""
-        job = dataclasses.replace(p.job, durable=self.is_durable())
-        p = dataclasses.replace(p, job=job)
-        learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report))
-        job.callback = learner
-        done = self.drain(Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job)))
+        durable = self.is_durable()
+        learner = Learner(self.con, self.catalog, p, now, lambda report: self.on_window(p.train.name, report), durable)
+        runner = Runner(self.con, p.job, self.python_sources, self.stop, self._batch_done(p.job), durable, learner)
+        done = self.drain(runner)
         serving = self.catalog.serving(p.train.name) if self.catalog.versions(p.train.name) else None
         return pa.table(
             {"model": [p.train.name], "windows": [learner.windows], "versions_trained": [learner.versions],

@@ -18,9 +18,10 @@ from sqlglot import exp
 
 from sqlml import ast, models
 from sqlml.catalog import Catalog, ModelVersion, check_name
-from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement
+from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement, reparse
 from sqlml.errors import BindError, SqlmlError, UnknownModelError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, quote
+from sqlml.literals import interval_us, literal
 from sqlml.metrics import for_task as metrics_for_task
 from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
 from sqlml.stream.runner import StreamJob
@@ -384,32 +385,6 @@ class Binder:
         node.set("rewrite", sql)
 
 
-_MICROSECONDS = {
-    "MICROSECOND": 1, "MILLISECOND": 1_000, "SECOND": 1_000_000, "MINUTE": 60_000_000,
-    "HOUR": 3_600_000_000, "DAY": 86_400_000_000, "WEEK": 604_800_000_000,
-}  # fmt: skip
-
-
-def interval_us(binder: Binder, node: exp.Expr, what: str, allow_zero: bool = False) -> int:
-    """A fixed-length INTERVAL literal in whole microseconds (months and years vary in length)."""
-    unit = node.args.get("unit") if isinstance(node, exp.Interval) else None
-    name = unit.name.upper().rstrip("S") if unit is not None else ""
-    try:
-        amount = float(node.this.name) if isinstance(node, exp.Interval) else None
-    except ValueError:
-        amount = None
-    if amount is None or name not in _MICROSECONDS:
-        raise binder.error(
-            f"{what} must be a fixed-length INTERVAL, not {node.sql(dialect=Sqlml)}.",
-            node,
-            "Write INTERVAL 'n' SECOND (or MILLISECOND, MINUTE, HOUR, DAY); months and years vary in length.",
-        )
-    micros = int(round(amount * _MICROSECONDS[name]))
-    if micros < 0 or (micros == 0 and not allow_zero):
-        raise binder.error(f"{what} must be longer than zero.", node)
-    return micros
-
-
 def metrics_log_columns(task: str) -> list[tuple[str, str]]:
     """The columns of METRICS(MODEL m) for a task, in order."""
     names = [("window_start", "TIMESTAMP"), ("window_end", "TIMESTAMP"), ("version", "BIGINT"), ("role", "VARCHAR"),
@@ -518,24 +493,6 @@ def output_type(meta: dict[str, Any]) -> str:
     """The DuckDB type of the scoring function's result: the raw score, or for a multiclass
     model the list of class probabilities. Classes are attached in SQL (see output_columns)."""
     return "DOUBLE[]" if meta["task"] == "multiclass" else "DOUBLE"
-
-
-def literal(node: exp.Expr) -> Any:
-    """A WITH parameter's value as Python, or None when it is not a literal."""
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return node.name
-        text = node.name
-        return int(text) if re.fullmatch(r"[0-9]+", text) else float(text)
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Neg):
-        inner = literal(node.this)
-        return -inner if isinstance(inner, (int, float)) else None
-    if isinstance(node, (exp.Array, exp.Tuple, exp.Paren)):
-        values = [literal(e) for e in (node.expressions or [node.this])]
-        return None if None in values else values
-    return None
 
 
 def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> TrainOptions:
@@ -705,7 +662,14 @@ def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
 
 
 def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: StreamRegistry | None = None) -> Plan:
-    """The plan for one parsed statement."""
+    """The plan for one parsed statement. SQL left to DuckDB is parsed here after all when it
+    names a stream (only binding knows which names are streams)."""
+    if statement.children:
+        return StatementSetPlan(statement.children)
+    if streams is not None and statement.node is None:
+        names = frozenset(streams.names())
+        if names:
+            statement = reparse(statement, names)
     binder = Binder(statement, catalog, describe, streams)
     node = statement.node
     if node is None:

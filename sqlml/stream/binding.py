@@ -20,8 +20,9 @@ from sqlml import ast
 from sqlml.dialect import Sqlml
 from sqlml.errors import did_you_mean
 from sqlml.features import quote
+from sqlml.literals import interval_us, literal
 from sqlml.stream import shapes
-from sqlml.stream.runner import BATCH, StreamInput, StreamJob
+from sqlml.stream.runner import BATCH, Sink, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 
 def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
-    from sqlml.plan import interval_us, literal
-
     name = node.this.name.lower()
     columns = [(c.this.name, str(duckdb.sqltype(c.args["kind"].sql(dialect="duckdb")))) for c in node.args["columns"]]
     names = [c for c, _ in columns]
@@ -106,11 +105,11 @@ def _stream_of(binder: Binder, table: exp.Expr) -> StreamDef | None:
 
 def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     """The StreamJob for a statement that reads a stream, or None when it reads none."""
-    sink, target, copy_options, query = "select", "", "", node
+    sink, target, copy_options, query = Sink.SELECT, "", "", node
     if isinstance(node, exp.Insert):
-        sink, target, query = "insert", node.this.sql(dialect=Sqlml), node.expression
+        sink, target, query = Sink.INSERT, node.this.sql(dialect=Sqlml), node.expression
     elif isinstance(node, exp.Copy):
-        sink, query = "copy", node.this
+        sink, query = Sink.COPY, node.this
         target = node.args["files"][0].name if node.args.get("files") else ""
         params = node.args.get("params") or []
         copy_options = "(" + ", ".join(p.sql(dialect=Sqlml) for p in params) + ")" if params else ""
@@ -139,7 +138,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         shapes.check(query, lambda n: _kind(binder, n))
     except shapes.ShapeError as err:
         raise binder.error(err.message, err.node, err.hint.replace("TABLE s,", f"TABLE {names[0]},")) from None
-    if sink == "copy" and not target:
+    if sink == Sink.COPY and not target:
         raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
     referenced = {c.name for c in query.find_all(exp.Column)}
     reads_all = any(
@@ -177,7 +176,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     sql = query.sql(dialect=Sqlml)
     if not windows:
         sql = sql.replace(rendered, f"SELECT * FROM {BATCH}")
-    return StreamJob(binder.statement.text, inputs, sql, sink, target, copy_options)
+    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options)
 
 
 def _stand_in(stream: StreamDef) -> str:
@@ -245,5 +244,5 @@ def bind_continuous_source(binder: Binder, source: ast.QuerySource) -> tuple[Str
     columns = binder.columns(query.sql(dialect=Sqlml), query)
     view = "__sqlml_fired_0"
     tvf.set("rewrite", f"SELECT * FROM {view}")
-    job = StreamJob(binder.statement.text, [StreamInput(stream, spec, view)], query.sql(dialect=Sqlml), "call")
+    job = StreamJob(binder.statement.text, (StreamInput(stream, spec, view),), query.sql(dialect=Sqlml), Sink.CALL)
     return job, columns

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import duckdb
@@ -54,18 +55,25 @@ class StreamInput:
     needed: tuple[str, ...] = ()  # the stream columns the query reads (empty: all)
 
 
-@dataclass
+class Sink(str, Enum):
+    """Where a continuous query's output goes."""
+
+    SELECT = "select"  # back to the caller, as windows close
+    INSERT = "insert"  # into a table
+    COPY = "copy"  # into numbered files in a folder
+    CALL = "call"  # to a function (a continuous TRAIN's learner)
+
+
+@dataclass(frozen=True)
 class StreamJob:
     """A continuous query: the streams it reads, its SQL over their views, and its sink."""
 
     text: str
-    inputs: list[StreamInput]
+    inputs: tuple[StreamInput, ...]
     query_sql: str
-    sink: str  # "select" | "insert" | "copy" | "call"
+    sink: Sink
     target: str = ""  # the INSERT's table, or the COPY's folder
     copy_options: str = ""
-    durable: bool = False
-    callback: Callable[[pa.Table], None] | None = None  # receives the output, for sink "call"
 
     @property
     def query_id(self) -> str:
@@ -121,9 +129,13 @@ class Runner:
         python_sources: dict[str, PythonSource],
         stop: threading.Event | None = None,
         on_batch: Callable[[Progress], None] | None = None,
+        durable: bool = False,
+        callback: Callable[[pa.Table], None] | None = None,
     ) -> None:
         self.con = con
         self.job = job
+        self.durable = durable  # state and checkpoints in the database, each micro-batch one transaction
+        self.callback = callback  # receives the output, for Sink.CALL
         self.on_batch = on_batch  # told after each micro-batch is done (committed, where durable)
         self.progress = Progress()
         self.python_sources = python_sources
@@ -136,7 +148,7 @@ class Runner:
     def _input(self, k: int, spec: StreamInput) -> _Input:
         stream = spec.stream
         kept = [(n, t) for n, t in stream.columns if not spec.needed or n in spec.needed or n == stream.time]
-        prefix = "sqlml_state" if self.job.durable else "__sqlml_state"
+        prefix = "sqlml_state" if self.durable else "__sqlml_state"
         return _Input(
             spec,
             state=f"{prefix}_{self.job.query_id}_{k}",
@@ -147,7 +159,7 @@ class Runner:
 
     # -- checkpoint -------------------------------------------------------------------
     def _restore(self) -> None:
-        if not self.job.durable:
+        if not self.durable:
             return
         self.con.execute(
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (query_id VARCHAR PRIMARY KEY, query VARCHAR, progress VARCHAR, seq BIGINT)"
@@ -165,7 +177,7 @@ class Runner:
         self.closed_up_to = self._watermark()
 
     def _save(self) -> None:
-        if self.job.durable:
+        if self.durable:
             progress = {
                 "offsets": [i.offset for i in self.inputs],
                 "max": [i.max_us for i in self.inputs],
@@ -188,7 +200,7 @@ class Runner:
     def run(self) -> Iterator[pa.Table]:
         self._restore()
         for inp in self.inputs:
-            temp = "" if self.job.durable else "TEMP "
+            temp = "" if self.durable else "TEMP "
             if inp.spec.window is not None:
                 self.con.execute(
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT)"
@@ -224,7 +236,7 @@ class Runner:
 
     def _step(self, inp: _Input | None, batch: Batch | None) -> list[pa.Table]:
         # one transaction per micro-batch where the output is durable; elsewhere nothing to protect
-        with atomic(self.con) if self.job.durable else nullcontext():
+        with atomic(self.con) if self.durable else nullcontext():
             emitted: list[pa.Table] = []
             if inp is not None and batch is not None:
                 inp.offset = batch.offset
@@ -376,16 +388,16 @@ class Runner:
         """Send the query's output to the sink. COPY parts are numbered by a counter kept in the
         checkpoint, so a resumed run writes the same names and overwrites, never duplicates."""
         job = self.job
-        if job.sink == "call":
+        if job.sink == Sink.CALL:
             table = self.con.sql(job.query_sql).to_arrow_table()
-            assert job.callback is not None
-            job.callback(table)
+            assert self.callback is not None
+            self.callback(table)
             return []
-        if job.sink == "select":
+        if job.sink == Sink.SELECT:
             table = self.con.sql(job.query_sql).to_arrow_table()
             self.progress.emitted += table.num_rows
             return [table] if table.num_rows else []
-        if job.sink == "insert":
+        if job.sink == Sink.INSERT:
             self.progress.emitted += self._count(f"INSERT INTO {job.target} {job.query_sql}")
             return []
         suffix = "parquet" if "PARQUET" in job.copy_options.upper() else "csv"
