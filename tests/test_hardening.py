@@ -15,7 +15,6 @@ import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 import sqlml
@@ -96,16 +95,42 @@ def test_enum_label_from_a_pandas_categorical_trains(con):
 
 
 # -- Python objects, sessions, threads ----------------------------------------------------------
-def test_python_objects_resolve_from_the_callers_frame_only(con):
-    train = pa.table({"v": [1, 2, 3]})  # names sqlml's own code uses for its variables
-    model = pa.table({"v": [10]})
-    features = pd.DataFrame({"v": [100]})
-    assert con.sql("SELECT sum(v) FROM train").fetchall() == [(6,)]
-    assert con.sql("SELECT sum(v) FROM model").fetchall() == [(10,)]
-    assert con.sql("SELECT sum(v) FROM features").fetchall() == [(100,)]
-    del train, model, features
-    with pytest.raises(sqlml.SqlmlError):
-        con.sql("SELECT * FROM statement")  # a variable of sqlml's, never visible
+NAMES = [
+    "train",
+    "metrics",
+    "features",
+    "model",
+    "params",
+    "source",
+    "plan",
+    "node",
+    "specs",
+    "trainer",
+    "options",
+    "script",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_python_objects_resolve_from_the_callers_frame_only(con, name):
+    """A user's DataFrame named like one of sqlml's own variables or modules is the user's,
+    through TRAIN, PREDICT and EVALUATE (DuckDB resolves names from the calling frame only)."""
+    scope = {"con": con, name: pd.DataFrame({"x": np.arange(600.0), "y": np.arange(600) % 3 == 0})}
+    exec(
+        f"con.execute('TRAIN MODEL m USING lightgbm_classifier LABEL y WITH (num_boost_round = 2) AS SELECT * FROM {name}')",
+        {},
+        scope,
+    )
+    exec(f"result = con.sql('SELECT count(*) FROM PREDICT(MODEL m, TABLE {name})').fetchall()", {}, scope)
+    assert scope["result"] == [(600,)]
+    exec(f"result = con.sql('EVALUATE MODEL m ON TABLE {name}').fetchall()", {}, scope)
+    assert scope["result"][0][2] == 600
+
+
+def test_sqlml_variables_are_never_tables(con):
+    with pytest.raises(sqlml.SqlmlError) as info:
+        con.sql("SELECT * FROM statement")  # a local variable of sqlml's, never visible
+    assert "statement" in info.value.message
 
 
 def test_two_sessions_over_one_connection_both_predict_and_leave_it_as_it_was(trained):
@@ -277,7 +302,8 @@ def test_a_catalog_path_that_is_a_file_is_a_catalog_error(tmp_path):
 
 
 def test_small_data_trains_on_one_thread_unless_told(trained):
-    assert trained.catalog.get("m").meta["params"]["num_threads"] == 1
+    trained.execute("TRAIN MODEL one USING lightgbm_classifier LABEL y WITH (num_boost_round = 2) AS SELECT * FROM t")
+    assert trained.catalog.get("one").meta["params"]["num_threads"] == 1
     trained.execute("TRAIN MODEL two USING lightgbm_classifier LABEL y WITH (num_threads = 2) AS SELECT * FROM t")
     assert trained.catalog.get("two").meta["params"]["num_threads"] == 2
 
