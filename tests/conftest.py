@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import sqlml
+# as the CLI does: LightGBM's idle OpenMP threads wait passively (set before LightGBM loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import sqlml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
