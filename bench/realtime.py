@@ -1,6 +1,6 @@
 """Real-time ML against River, the reference for online learning in Python, in the same run.
 
-    python bench/realtime.py [--events 1000000] [--arf-events 50000]
+    python bench/realtime.py [--events 1000000] [--arf-events 50000] [--small-windows 200] [--only-small]
 
 1. River's bundled Phishing (1,250 rows) and Bananas (5,300 rows), replayed as streams (event time = row
    position, one second apart) through a continuous TRAIN (HOP windows, retrained per slide), and through
@@ -9,8 +9,10 @@
 2. A generated click stream of `--events` events whose purchase behaviour changes at a known time: per-window AUC
    around the change, and events/s of sqlml (the whole stream) against River's ARF (on the first `--arf-events`).
 3. Per-window training time of sqlml against `lightgbm.train` called directly on the same window rows.
+4. Small windows (1,000 events, 10 rounds): the whole continuous TRAIN's time per window beyond `lightgbm.train` on
+   the same rows (run first; `--only-small` runs only this part).
 Targets: accuracy >= River's Hoeffding tree on both data sets and >= its ARF on one; >= 20x ARF's events/s;
-per-window training time within 1.2x of LightGBM direct.
+per-window training time within 1.2x of LightGBM direct; at most 20 ms overhead per small window.
 """
 
 from __future__ import annotations
@@ -98,17 +100,23 @@ def datasets_part(con) -> None:
         )
 
 
+def clicks_table(con, name: str, events: int, flip_at: int | None = None) -> None:
+    """Generated clicks, one a second, with 8% label noise; the buyers change at event `flip_at`."""
+    flip = events if flip_at is None else flip_at
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {name} AS
+        SELECT (i % 40)::DOUBLE AS item_id, 5 + (hash(i) % 9500) / 100.0 AS price, (i % 24)::DOUBLE AS hour,
+               TIMESTAMP '2025-01-01' + INTERVAL (i) SECOND AS ts,
+               CASE WHEN i < {flip} THEN price < 35 AND item_id % 4 <> 0 ELSE price > 60 END <> (hash(i * 31) % 100 < 8) AS y
+        FROM range({events}) AS t(i)"""
+    )
+
+
 def drift_part(con, events: int, arf_events: int) -> None:
     """A click stream whose buyers change halfway: AUC per window, and events/s against ARF."""
     print(f"\n== Drift: {events:,} generated clicks, purchase behaviour flips at the midpoint")
     half = events // 2
-    con.execute(
-        f"""CREATE OR REPLACE TABLE drift AS
-        SELECT (i % 40)::DOUBLE AS item_id, 5 + (hash(i) % 9500) / 100.0 AS price, (i % 24)::DOUBLE AS hour,
-               TIMESTAMP '2025-01-01' + INTERVAL (i) SECOND AS ts,
-               CASE WHEN i < {half} THEN price < 35 AND item_id % 4 <> 0 ELSE price > 60 END <> (hash(i * 31) % 100 < 8) AS y
-        FROM range({events}) AS t(i)"""
-    )
+    clicks_table(con, "drift", events, half)
     start = time.perf_counter()
     con.execute(
         f"TRAIN MODEL drift_model USING lightgbm_classifier LABEL y WITH ({WITH.format(rounds=30)}) "
@@ -161,13 +169,7 @@ def small_window_part(con, windows: int) -> None:
     rows with the same parameters, per window. Target: at most 20 ms."""
     import lightgbm as lgb  # loaded before the clock starts, for both sides
 
-    events = windows * 1000
-    con.execute(
-        f"""CREATE OR REPLACE TABLE small AS
-        SELECT (i % 40)::DOUBLE AS item_id, 5 + (hash(i) % 9500) / 100.0 AS price, (i % 24)::DOUBLE AS hour,
-               TIMESTAMP '2025-01-01' + INTERVAL (i) SECOND AS ts, (price < 35 AND item_id % 4 <> 0) <> (hash(i * 31) % 100 < 8) AS y
-        FROM range({events}) AS t(i)"""
-    )
+    clicks_table(con, "small", windows * 1000)
     start = time.perf_counter()
     con.execute(
         f"TRAIN MODEL small_model USING lightgbm_classifier LABEL y WITH ({WITH.format(rounds=10)}) "
