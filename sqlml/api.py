@@ -120,13 +120,13 @@ class Session:
 
     def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
         """Run a script statement by statement, yielding each statement and its result."""
-        if self.python_scope:
-            self._scoped.scope = caller_scope()
         if not self._busy.acquire(blocking=False):
             raise ExecutionError(
                 "This session is running a statement in another thread.",
                 hint="Give each thread its own session: cur = con.cursor(), as with DuckDB.",
             )
+        if self.python_scope:
+            self._scoped.scope = caller_scope()
         try:
             for statement in parse(script):
                 output = self.engine.execute(statement, self.engine.bind(statement))

@@ -249,11 +249,15 @@ def guarded(work: Callable[[], Any], debug: bool) -> Any:
     """Run CLI work; an unexpected exception (a bug, not a user error) is one line on stderr
     and exit 1, with the traceback only under --debug."""
     from sqlml.errors import SqlmlError
+    from sqlml.render import error_text
 
     try:
         return work()
-    except (KeyboardInterrupt, typer.Exit, SqlmlError):
+    except (KeyboardInterrupt, typer.Exit):
         raise
+    except SqlmlError as err:  # opening the session: a database file that is locked, say
+        typer.echo(error_text(err, "sqlml", None), err=True)
+        raise typer.Exit(1) from None
     except Exception as err:
         if debug:
             import traceback

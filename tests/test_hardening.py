@@ -410,3 +410,13 @@ def test_omp_wait_policy_is_passive_in_the_cli(tmp_path):
     code = "import os, sys; sys.argv = ['sqlml', '--help']\nfrom sqlml.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(os.environ['OMP_WAIT_POLICY'])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout.strip().endswith("PASSIVE")
+
+
+def test_a_locked_database_is_an_error_not_a_traceback(tmp_path):
+    holder = duckdb.connect(str(tmp_path / "x.duckdb"))  # this process holds the file's lock
+    try:
+        proc = cli("run", "--db", "x.duckdb", "-c", "SELECT 1", cwd=tmp_path)
+    finally:
+        holder.close()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("sqlml: error: Cannot open the database x.duckdb")
