@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,36 @@ def write_error(path: Path, err: OSError) -> CatalogError:
         f"Cannot write to the catalog at {path}: {reason}.",
         hint="Check that the catalog folder (--catalog, SQLML_CATALOG) is a writable folder with free space.",
     )
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A version made the serving one: since when (event time in microseconds; None for a
+    batch TRAIN) and why."""
+
+    version: int
+    reason: str
+    since_us: int | None
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A continuously trained model's serving version (`serving.json`) and its promotions, in order."""
+
+    version: int
+    reason: str
+    history: tuple[Promotion, ...]
+
+
+@dataclass(frozen=True)
+class Learning:
+    """Where a durable continuous TRAIN stands (`learning.json`): the query, the last window it
+    finished, and the serving version and challenger then."""
+
+    query_id: str
+    window_end: str
+    serving: int | None
+    challenger: int | None
 
 
 def check_name(name: str) -> str:
@@ -167,25 +197,39 @@ class Catalog:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    # -- serving version and metrics log --------------------------------------------
-    def serving(self, name: str) -> dict[str, Any] | None:
-        """Which version serves and why: {"version", "reason", "history": [...]}, if set."""
-        path = self.root / check_name(name) / SERVING_FILE
+    # -- serving version, learning progress and metrics log ----------------------------
+    def _read_json(self, name: str, file: str, what: str, hint: str) -> dict[str, Any] | None:
+        path = self.root / check_name(name) / file
         if not path.exists():
             return None
         try:
             data = json.loads(path.read_text())
-        except ValueError as err:
-            raise CatalogError(f"Serving file {path} is corrupt: {err}.") from err
-        return data if isinstance(data, dict) else None
+        except (OSError, ValueError) as err:
+            raise CatalogError(f"{what} file {path} is corrupt: {err}.", hint=hint) from err
+        if not isinstance(data, dict):
+            raise CatalogError(f"{what} file {path} is corrupt: not a JSON object.", hint=hint)
+        return data
+
+    def serving(self, name: str) -> Serving | None:
+        """Which version serves and why, with the history of promotions (None: never set, as
+        for a model only ever trained in batch)."""
+        hint = f"Restore it, or delete it to serve the latest version of '{name}'."
+        data = self._read_json(name, SERVING_FILE, "Serving", hint)
+        if data is None:
+            return None
+        try:
+            history = tuple(Promotion(int(h["version"]), str(h["reason"]), h.get("since_us")) for h in data["history"])
+            return Serving(int(data["version"]), str(data["reason"]), history)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CatalogError(f"Serving file of '{name}' is corrupt: {err!r}.", hint=hint) from err
 
     def set_serving(self, name: str, version: int, reason: str, since_us: int | None) -> None:
         """Make `version` the serving one (atomically), keeping the history of promotions."""
-        current = self.serving(name) or {"history": []}
-        if current.get("version") == version:
+        current = self.serving(name)
+        if current is not None and current.version == version:
             return  # already serving (a restarted run repeating a promotion)
-        entry = {"version": version, "reason": reason, "since_us": since_us}
-        data = {"version": version, "reason": reason, "history": [*current["history"], entry]}
+        history = [*(current.history if current else ()), Promotion(version, reason, since_us)]
+        data = {"version": version, "reason": reason, "history": [asdict(h) for h in history]}
         self._replace(name, SERVING_FILE, json.dumps(data))
 
     def _replace(self, name: str, file: str, text: str) -> None:
@@ -199,21 +243,19 @@ class Catalog:
             tmp.unlink(missing_ok=True)
             raise write_error(folder, err) from err
 
-    def learning(self, name: str) -> dict[str, Any] | None:
-        """Where a durable continuous TRAIN stands: {"query_id", "window_end", "challenger"}."""
-        path = self.root / check_name(name) / LEARNING_FILE
-        if not path.exists():
+    def learning(self, name: str) -> Learning | None:
+        """Where a durable continuous TRAIN of this model stands."""
+        hint = "Delete it to train from the start."
+        data = self._read_json(name, LEARNING_FILE, "Progress", hint)
+        if data is None:
             return None
         try:
-            data = json.loads(path.read_text())
-        except ValueError as err:
-            raise CatalogError(
-                f"Progress file {path} is corrupt: {err}.", hint="Delete it to train from the start."
-            ) from err
-        return data if isinstance(data, dict) else None
+            return Learning(**data)
+        except TypeError as err:
+            raise CatalogError(f"Progress file of '{name}' is corrupt: {err}.", hint=hint) from err
 
-    def set_learning(self, name: str, state: dict[str, Any]) -> None:
-        self._replace(name, LEARNING_FILE, json.dumps(state))
+    def set_learning(self, name: str, state: Learning) -> None:
+        self._replace(name, LEARNING_FILE, json.dumps(asdict(state)))
 
     def metrics_path(self, name: str) -> Path:
         return self.root / check_name(name) / METRICS_FILE

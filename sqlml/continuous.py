@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml import metrics, scoring, training
-from sqlml.catalog import Catalog, ModelVersion
+from sqlml.catalog import Catalog, Learning, ModelVersion
 from sqlml.errors import SqlmlError
 from sqlml.plan import ContinuousTrainPlan, SqlPlan, TrainOptions
 
@@ -67,7 +67,7 @@ class Learner:
         self.serving: ModelVersion | None = None
         served = catalog.serving(self.name) if catalog.versions(self.name) else None
         if served is not None:
-            self.serving = catalog.get(self.name, served["version"])
+            self.serving = catalog.get(self.name, served.version)
         self.challenger: ModelVersion | None = None
         self.trained_up_to: Any = None  # end of the last training window
         self.windows = self.versions = self.failures = 0
@@ -75,12 +75,12 @@ class Learner:
         self.durable = durable
         self.progress_key = plan.job.query_id if durable else None
         saved = catalog.learning(self.name) if self.progress_key and catalog.versions(self.name) else None
-        if saved is not None and saved.get("query_id") == self.progress_key:
-            self.trained_up_to = pa.scalar(dt.datetime.fromisoformat(saved["window_end"]), pa.timestamp("us"))
+        if saved is not None and saved.query_id == self.progress_key:
+            self.trained_up_to = pa.scalar(dt.datetime.fromisoformat(saved.window_end), pa.timestamp("us"))
             # what served and waited then, not what a killed run promoted after it
-            self.serving = catalog.get(self.name, saved["serving"]) if saved.get("serving") else None
-            if saved.get("challenger"):
-                self.challenger = catalog.get(self.name, saved["challenger"])
+            self.serving = catalog.get(self.name, saved.serving) if saved.serving else None
+            if saved.challenger:
+                self.challenger = catalog.get(self.name, saved.challenger)
         options = plan.train.options
         rounds = plan.options.rounds_per_window or options.num_boost_round
         self.window_plan = dataclasses.replace(
@@ -113,11 +113,10 @@ class Learner:
             trained, error = self._train(start.as_py(), end.as_py(), window)
             self.trained_up_to = end
             if self.progress_key:
-                self.catalog.set_learning(self.name, {
-                    "query_id": self.progress_key, "window_end": end.as_py().isoformat(),
-                    "serving": self.serving.version if self.serving else None,
-                    "challenger": self.challenger.version if self.challenger else None,
-                })  # fmt: skip
+                self.catalog.set_learning(self.name, Learning(
+                    self.progress_key, end.as_py().isoformat(), self.serving.version if self.serving else None,
+                    self.challenger.version if self.challenger else None,
+                ))  # fmt: skip
             headline = metrics.HEADLINE.get(self.task, "")
             self.report(
                 WindowReport(

@@ -313,7 +313,7 @@ class Engine:
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
         serving = self.catalog.serving(p.model.name)
         if serving is not None:
-            rows.append(("serving", "version", f"{serving['version']}: {serving['reason']}"))
+            rows.append(("serving", "version", f"{serving.version}: {serving.reason}"))
         for version in self.catalog.versions(p.model.name):
             try:
                 other = self.catalog.get(p.model.name, version).meta
@@ -412,7 +412,7 @@ class Engine:
         serving = self.catalog.serving(p.train.name) if self.catalog.versions(p.train.name) else None
         return pa.table(
             {"model": [p.train.name], "windows": [learner.windows], "versions_trained": [learner.versions],
-             "training_failures": [learner.failures], "serving_version": pa.array([serving["version"] if serving else None], pa.int64()),
+             "training_failures": [learner.failures], "serving_version": pa.array([serving.version if serving else None], pa.int64()),
              "events": [done.events], "late": [done.late]}
         )  # fmt: skip
 
@@ -423,13 +423,13 @@ class Engine:
         removed = self.catalog.drop(p.name, p.version)
         notes: list[str | None] = [None] * len(removed)
         left = self.catalog.versions(p.name)
-        if serving is not None and serving.get("version") in removed and left:
+        if serving is not None and serving.version in removed and left:
             # the serving version went: the newest version before it serves from now on
-            older = [v for v in left if v < serving["version"]]
+            older = [v for v in left if v < serving.version]
             successor = max(older) if older else max(left)
-            reason = f"version {serving['version']} was dropped"
+            reason = f"version {serving.version} was dropped"
             self.catalog.set_serving(p.name, successor, reason, int(time.time() * 1_000_000))
-            notes[removed.index(serving["version"])] = f"{reason}; version {successor} serves now"
+            notes[removed.index(serving.version)] = f"{reason}; version {successor} serves now"
         return pa.table(
             {"model": [p.name] * len(removed), "dropped_version": removed, "note": pa.array(notes, pa.string())}
         )

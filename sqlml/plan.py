@@ -238,7 +238,7 @@ class Binder:
         try:
             if version is None:
                 served = self.catalog.serving(name)
-                version = served["version"] if served else None
+                version = served.version if served else None
             return self.catalog.get(name, version)
         except SqlmlError as err:
             raise err.located(self.statement.span_of(ref.args.get("version") if named else ref.this))
@@ -372,11 +372,7 @@ class Binder:
             # over a stream: each event scored by the newest version promoted at or before its time
             served = self.catalog.serving(model.name)
             kept = set(self.catalog.versions(model.name))  # a dropped version's time goes to the one before
-            history = tuple(
-                (h["since_us"] or 0, h["version"])
-                for h in (served or {"history": []})["history"]
-                if h["version"] in kept
-            )
+            history = tuple((h.since_us or 0, h.version) for h in served.history if h.version in kept) if served else ()
         key = f"{model.path}:{model.meta.get('created_at')}:{history}"
         udf = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
         self.predicts.append(PredictCall(udf, model, history))

@@ -93,10 +93,10 @@ def test_if_better_promotes_only_a_better_challenger(con):
     assert challenger[2] > 0.9 > 0.1 > serving[2]
     assert [r[:2] for r in by_window[ends[3]]] == [("serving", 2), ("challenger", 3)]
     served = con.catalog.serving("cvr")
-    assert [h["version"] for h in served["history"]] == [1, 2]
-    assert "challenger v2 beat v1" in served["history"][1]["reason"]
+    assert [h.version for h in served.history] == [1, 2]
+    assert "challenger v2 beat v1" in served.history[1].reason
     assert con.sql("SELECT DISTINCT model_version FROM PREDICT(MODEL cvr, TABLE clicks)").fetchall() == [
-        (served["version"],)
+        (served.version,)
     ]
 
 
@@ -165,11 +165,11 @@ def test_point_in_time_predict_over_a_stream(tmp_path_factory, cuts):
     for batch in con.stream("SELECT x, z, ts, model_version, probability FROM PREDICT(MODEL cvr, TABLE live)"):
         got += list(zip(*[c.to_pylist() for c in batch.columns]))
     assert len(got) == events.num_rows
-    history = con.catalog.serving("cvr")["history"]
-    boosters = {h["version"]: lgb.Booster(model_str=con.catalog.get("cvr", h["version"]).model_text()) for h in history}
+    history = con.catalog.serving("cvr").history
+    boosters = {h.version: lgb.Booster(model_str=con.catalog.get("cvr", h.version).model_text()) for h in history}
     for x, z, ts, version, probability in got:
         t = int((ts - dt.datetime(1970, 1, 1)) / dt.timedelta(microseconds=1))
-        serving = [h["version"] for h in history if h["since_us"] <= t]
+        serving = [h.version for h in history if h.since_us <= t]
         assert version == (serving[-1] if serving else None)
         if version is not None:
             assert con.catalog.get("cvr", version).meta["window_end"] <= str(ts)  # no leakage

@@ -186,7 +186,7 @@ def model_state(folder) -> tuple:
     texts = [catalog.get("cvr", v).model_text() for v in catalog.versions("cvr")]
     con = sqlml.connect(catalog=folder / "cat")
     log = con.sql("SELECT * EXCLUDE (created_at) FROM METRICS(MODEL cvr)").fetchall()
-    history = [(h["version"], h["since_us"]) for h in catalog.serving("cvr")["history"]]
+    history = [(h.version, h.since_us) for h in catalog.serving("cvr").history]
     con.close()
     db = duckdb.connect(str(folder / "db.duckdb"), read_only=True)
     try:

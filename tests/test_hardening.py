@@ -236,7 +236,7 @@ def test_dropping_the_serving_version_repoints_serving_and_says_so(trained):
     trained.catalog.set_serving("m", 3, "test", 0)
     rows = trained.sql("DROP MODEL m VERSION 3").fetchall()
     assert rows == [("m", 3, "version 3 was dropped; version 2 serves now")]
-    assert trained.catalog.serving("m")["version"] == 2
+    assert trained.catalog.serving("m").version == 2
     assert trained.sql("SELECT DISTINCT model_version FROM PREDICT(MODEL m, TABLE t)").fetchall() == [(2,)]
 
 
