@@ -84,6 +84,9 @@ def syntax_hint(word: str, text: str) -> str | None:
     return did_you_mean(word.upper(), KEYWORDS)
 
 
+_REGISTERING = threading.Lock()
+
+
 def status(message: str) -> pa.Table:
     """A one-row `message` result that reports on a statement rather than returning data
     (marked in the schema, so machine-readable output can leave it out)."""
@@ -165,29 +168,27 @@ class Engine:
         for call in calls:
             if call.udf in self._udfs:
                 continue
-            exists = "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?"
-            if self.con.execute(exists, [call.udf]).fetchall()[0][0]:  # another session on this connection
-                self._udfs.add(call.udf)
-                continue
-            fn: Callable[..., Any]
-            if call.history:
-                fn, arg_types, out_type = scoring.point_in_time_function(self.catalog, call.model, call.history)
-            else:
-                fn, arg_type, out_type = scoring.scoring_function(call.model)
-                arg_types = [arg_type]
-            try:
-                self.con.create_function(
-                    call.udf,
-                    fn,
-                    [duckdb.sqltype(t) for t in arg_types],
-                    duckdb.sqltype(out_type),
-                    type=duckdb.func.ARROW,
-                    null_handling=duckdb.func.SPECIAL,
-                )
-            except duckdb.CatalogException as err:  # another cursor of this database registered it first
-                if "already exists" not in str(err):
-                    raise
+            with _REGISTERING:  # cursors of one database share its functions: check and create as one
+                if not self._function_exists(call.udf):
+                    fn: Callable[..., Any]
+                    if call.history:
+                        fn, arg_types, out_type = scoring.point_in_time_function(self.catalog, call.model, call.history)
+                    else:
+                        fn, arg_type, out_type = scoring.scoring_function(call.model)
+                        arg_types = [arg_type]
+                    self.con.create_function(
+                        call.udf,
+                        fn,
+                        [duckdb.sqltype(t) for t in arg_types],
+                        duckdb.sqltype(out_type),
+                        type=duckdb.func.ARROW,
+                        null_handling=duckdb.func.SPECIAL,
+                    )
             self._udfs.add(call.udf)
+
+    def _function_exists(self, name: str) -> bool:
+        found = self.con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [name])
+        return bool(found.fetchall()[0][0])
 
     # -- handlers -------------------------------------------------------------------
     def execute(self, statement: Statement, bound: plan.Plan) -> Output:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sqlml import features, metrics, scoring
+from sqlml import features, metrics
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
 from sqlml.models import TrainingData
@@ -216,6 +216,4 @@ def train(
         "duration_s": round(time.perf_counter() - started, 3),
         **(lineage or {}),
     }
-    version = catalog.save(plan.name, model.to_text(), meta)
-    scoring.remember(version, model, specs)  # scoring it next (a continuous TRAIN's test) needs no reload
-    return version
+    return catalog.save(plan.name, model.to_text(), meta)
