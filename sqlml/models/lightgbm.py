@@ -90,11 +90,6 @@ def _aliases() -> dict[str, str]:
     return names
 
 
-def known_params() -> set[str]:
-    """Every LightGBM parameter name and alias."""
-    return set(_aliases())
-
-
 def _objective(name: str) -> tuple[str, str] | None:
     """(task, main objective name) for an objective name or alias."""
     for task, objectives in _OBJECTIVES.items():
