@@ -27,7 +27,8 @@ class QuerySource(exp.Expression):
 
 
 class Train(exp.Expression):
-    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col [GROUP col] [WEIGHT col] ... AS query`."""
+    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col [GROUP col] [WEIGHT col] [TEXT (col, ...)]
+    [FEATURES (...) | EXCLUDE (...)] [WITH (...)] AS query`."""
 
     arg_types = {
         "this": True,
@@ -36,6 +37,7 @@ class Train(exp.Expression):
         "label": True,
         "group": False,
         "weight": False,
+        "text": False,
         "features": False,
         "exclude": False,
         "params": False,
@@ -87,6 +89,10 @@ class Metrics(exp.Expression):
     """`METRICS(MODEL name)`: the model's metrics log as a table."""
 
     arg_types = {"this": True, "rewrite": False}
+
+
+class FeatureRanking(Metrics):
+    """`FEATURE_RANKING(MODEL name)`: the model's inputs ranked by feature selection, as a table."""
 
 
 class WindowTable(exp.Expression):

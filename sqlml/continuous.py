@@ -96,7 +96,8 @@ class Learner:
         """The rows of every window that just closed, with __sqlml_ws/__sqlml_we/__sqlml_t."""
         bounds = rows.select(["__sqlml_ws", "__sqlml_we"]).group_by(["__sqlml_ws", "__sqlml_we"]).aggregate([])
         # rows in a fixed order (event time, then every column), so a window trains the same model every time
-        order = [("__sqlml_t", "ascending"), *((c, "ascending") for c in rows.column_names if c not in HIDDEN)]
+        sortable = [f.name for f in rows.schema if f.name not in HIDDEN and not pa.types.is_nested(f.type)]
+        order = [("__sqlml_t", "ascending"), *((c, "ascending") for c in sortable)]
         rows = rows.take(pc.sort_indices(rows, order))
         for index in pc.sort_indices(bounds, [("__sqlml_we", "ascending"), ("__sqlml_ws", "ascending")]).to_pylist():
             start, end = bounds["__sqlml_ws"][index], bounds["__sqlml_we"][index]

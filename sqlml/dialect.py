@@ -24,9 +24,10 @@ from sqlml import ast
 from sqlml.errors import Span, SqlmlSyntaxError, did_you_mean
 
 KEYWORDS = (
-    "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "WEIGHT", "FEATURES",
+    "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "WEIGHT", "TEXT", "FEATURES",
     "EXCLUDE", "WITH", "AS", "VERSION", "ON", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "DROP",
-    "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS",
+    "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS", "METRICS",
+    "FEATURE_RANKING",
 )  # fmt: skip
 
 WINDOW_KINDS = {"TUMBLE": ("size",), "HOP": ("slide", "size"), "CUMULATE": ("step", "max_size"), "SESSION": ("gap",)}
@@ -62,6 +63,7 @@ class Sqlml(DuckDB):
             **DuckDB.Parser.FUNCTION_PARSERS,
             "PREDICT": lambda self: self._parse_predict(),
             "METRICS": lambda self: self._parse_metrics(),
+            "FEATURE_RANKING": lambda self: self._parse_metrics(ast.FeatureRanking),
         }
 
         error_token: Token | None = None
@@ -168,6 +170,8 @@ class Sqlml(DuckDB):
                 node.set("group", self._name("the group column after GROUP"))
             if self._match_text_seq("WEIGHT"):
                 node.set("weight", self._name("the weight column after WEIGHT"))
+            if self._match_text_seq("TEXT"):
+                node.set("text", self._parse_wrapped_csv(lambda: self._name("a free-text column name")))
             if self._match_text_seq("FEATURES"):
                 node.set("features", self._parse_wrapped_csv(lambda: self._name("a column name")))
             elif self._match_text_seq("EXCLUDE"):
@@ -176,7 +180,7 @@ class Sqlml(DuckDB):
                 node.set("params", self._parse_wrapped_csv(self._param))
             if not self._match(TokenType.ALIAS):
                 found = self._curr.text if self._curr else "the end of the statement"
-                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP", "WEIGHT"]
+                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP", "WEIGHT", "TEXT"]
                 self._fail(
                     f"Expected AS SELECT ... to end TRAIN MODEL, found '{found}'",
                     did_you_mean(found.upper(), expected) or "TRAIN MODEL ... AS SELECT ...",
@@ -320,10 +324,11 @@ class Sqlml(DuckDB):
                 found = self._curr.text if self._curr else "the end of the statement"
                 self._fail(f"Expected ) to close {what}, found '{found}'", usage)
 
-        def _parse_metrics(self) -> ast.Metrics:
-            self._expect("MODEL", "as METRICS's argument: METRICS(MODEL name)")
-            node = ast.Metrics(this=self._model_ref())
-            self._closing("METRICS(...)", "METRICS(MODEL m)")
+        def _parse_metrics(self, kind: type[ast.Metrics] = ast.Metrics) -> ast.Metrics:
+            word = "METRICS" if kind is ast.Metrics else "FEATURE_RANKING"
+            self._expect("MODEL", f"as {word}'s argument: {word}(MODEL name)")
+            node = kind(this=self._model_ref())
+            self._closing(f"{word}(...)", f"{word}(MODEL m)")
             return node
 
         def _parse_predict(self) -> ast.Predict:
@@ -345,6 +350,7 @@ class Sqlml(DuckDB):
                 f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({e.args['text']})"
             ),
             ast.Metrics: lambda self, e: e.args.get("rewrite") or f"METRICS({self.sql(e, 'this')})",
+            ast.FeatureRanking: lambda self, e: e.args.get("rewrite") or f"FEATURE_RANKING({self.sql(e, 'this')})",
             ast.Predict: lambda self, e: (
                 e.args["rewrite"]
                 if e.args.get("rewrite")
@@ -376,7 +382,7 @@ def _train_sql(gen: Any, e: ast.Train) -> str:
     for key in ("group", "weight"):
         if e.args.get(key):
             parts += [key.upper(), gen.sql(e, key)]
-    for key in ("features", "exclude"):
+    for key in ("text", "features", "exclude"):
         if e.args.get(key):
             parts += [key.upper(), f"({gen.expressions(e, key, flat=True)})"]
     if e.args.get("params"):
@@ -535,7 +541,7 @@ def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:
     if _create_stream_ahead(chunk) or (names and any(t.text.lower() in names for t in chunk)):
         return True
     return any(
-        (a.text.upper() in ("PREDICT", "METRICS") and b.token_type == TokenType.L_PAREN)
+        (a.text.upper() in ("PREDICT", "METRICS", "FEATURE_RANKING") and b.token_type == TokenType.L_PAREN)
         or (a.token_type == TokenType.TABLE and b.token_type == TokenType.L_PAREN and c.text.upper() in WINDOW_KINDS)
         for a, b, c in zip(chunk, chunk[1:], chunk[2:] + [chunk[-1]])
     )

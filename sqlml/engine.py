@@ -18,12 +18,14 @@ from typing import Any, TypeAlias
 import duckdb
 import duckdb.func
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from sqlml import metrics, plan, scoring, training
+from sqlml import functions, metrics, plan, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement
 from sqlml.errors import BindError, CatalogError, ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
+from sqlml.features import FeatureSpec
 from sqlml.models.base import Progress as TrainProgress
 from sqlml.stream.runner import Progress, Runner, Sink, StreamJob
 from sqlml.stream.source import PythonSource
@@ -37,6 +39,9 @@ def duckdb_error(err: Exception, statement: Statement | None) -> SqlmlError:
     """A DuckDB exception as a SqlmlError located in the statement where possible."""
     lines = str(err).split("\n")
     message = lines[0]
+    failed = scoring.failure() if "while executing the UDF" in message else None
+    if failed is not None:  # a scoring function's own error, which DuckDB passed on as text
+        return ExecutionError(failed.message, statement.span if statement else None, failed.hint)
     hints = [line for line in lines[1:] if line and not line.startswith("LINE ") and set(line.strip()) != {"^"}]
     # DuckDB's own suggestions can name its system tables (pg_enum for a missing 'nope'): drop those
     hints = [h for h in hints if not re.search(r'Did you mean "(pg_|duckdb_|sqlite_|information_schema)', h)]
@@ -93,6 +98,22 @@ def status(message: str) -> pa.Table:
     return pa.table({"message": [message]}).replace_schema_metadata({"sqlml": "status"})
 
 
+def describe_feature(spec: FeatureSpec) -> str:
+    """A feature's line in DESCRIBE MODEL: its type and what training learnt of it."""
+    if spec.kind == "categorical":
+        return f"{spec.type} (categorical, {len(spec.categories)} categories)"
+    if spec.kind == "vector":
+        kept = f", {len(spec.keep)} kept" if spec.keep is not None else ""
+        return f"{spec.type} (vector of {spec.size}{kept})"
+    if spec.kind == "text" and spec.text:
+        t = spec.text
+        weighting = "tf-idf" if t.get("idf") is not None else "counts"
+        ngrams = "-".join(str(n) for n in t["ngrams"])
+        return (f"VARCHAR (text: {t['analyzer']} {ngrams}-grams hashed into {t['text_dim']} buckets, "
+                f"{len(spec.keep or [])} kept by {t.get('method')}, {weighting})")  # fmt: skip
+    return spec.type
+
+
 def now() -> str:
     """The current UTC time as text, for logs."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
@@ -141,6 +162,8 @@ class Engine:
             plan.StatementSetPlan: self.run_statement_set,
         }
         self.streams = StreamRegistry(con)
+        with _REGISTERING:
+            functions.register(con)
         self.python_sources: dict[str, PythonSource] = {}
         self.stop = threading.Event()  # set to end continuous queries cleanly (SIGTERM, Ctrl-C)
         self.streaming = False  # whether a continuous query is running
@@ -204,7 +227,10 @@ class Engine:
     def bind(self, statement: Statement) -> plan.Plan:
         """The statement's plan (binding runs no user SQL: it only describes queries)."""
         self.statement = statement
-        return plan.bind(statement, self.catalog, self.describe, self.streams)
+        try:
+            return plan.bind(statement, self.catalog, self.describe, self.streams)
+        except duckdb.Error as err:  # sqlml's own probes (streams, functions), e.g. in an aborted transaction
+            raise duckdb_error(err, statement) from err
 
     def push(self, stream: str, data: Any) -> None:
         """Queue events for a stream with connector = 'python' (checked now: a bad push changes nothing)."""
@@ -305,11 +331,14 @@ class Engine:
                     "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
-        for f in meta["features"]:
-            detail = f["type"] + (
-                f" (categorical, {len(f['categories'])} categories)" if f["kind"] == "categorical" else ""
-            )
-            rows.append(("feature", f["name"], detail))
+        for spec in (FeatureSpec(**f) for f in meta["features"]):
+            rows.append(("feature", spec.name, describe_feature(spec)))
+        selected = meta.get("selection")
+        if selected:
+            kept = [r["feature"] for r in selected["ranking"] if r["kept"]]
+            rows.append(("selection", "method", f"{selected['method']}, max_features = {selected['max_features']}"))
+            rows.append(("selection", "kept", ", ".join(kept)))
+            rows.append(("selection", "ranking", ", ".join(r["feature"] for r in selected["ranking"])))
         rows += [("param", k, str(v)) for k, v in meta["params"].items()]
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
         serving = self.catalog.serving(p.model.name)
@@ -328,11 +357,27 @@ class Engine:
         return pa.table({"section": list(section), "name": list(name), "value": list(value)})
 
     def explain_model(self, p: plan.ExplainModelPlan) -> Output:
-        model, _ = scoring.load(p.model)
-        names, gain, splits = model.importance()
+        """Gain and splits per input, and per column (the sum of its inputs) for vectors and text."""
+        model, specs = scoring.load(p.model)
+        _, gain, splits = model.importance()
+        names = [n for s in specs for n in s.inputs()]
+        columns = [s.name for s in specs for _ in s.inputs()]
+        levels = ["column" if s.kind in ("numeric", "categorical") else "element" for s in specs for _ in s.inputs()]
         total = float(gain.sum()) or 1.0
-        table = pa.table({"feature": names, "gain": gain, "splits": splits.astype("int64"), "share": gain / total})
-        return table.sort_by([("gain", "descending"), ("splits", "descending")])
+        table = pa.table({"feature": names, "column": columns, "level": levels, "gain": gain,
+                          "splits": splits.astype("int64"), "share": gain / total})  # fmt: skip
+        if "element" in levels:
+            sums = (
+                table.filter(pc.equal(table.column("level"), "element"))
+                .group_by("column", use_threads=False)
+                .aggregate([("gain", "sum"), ("splits", "sum"), ("share", "sum")])
+            )
+            table = pa.concat_tables([table, pa.table({
+                "feature": sums.column("column"), "column": sums.column("column"),
+                "level": pa.array(["column"] * sums.num_rows), "gain": sums.column("gain_sum"),
+                "splits": sums.column("splits_sum"), "share": sums.column("share_sum"),
+            })])  # fmt: skip
+        return table.sort_by([("gain", "descending"), ("splits", "descending"), ("feature", "ascending")])
 
     def create_stream(self, p: plan.CreateStreamPlan) -> Output:
         if p.exists and self.streams.get(p.stream.name):

@@ -1,18 +1,30 @@
-"""How table columns become LightGBM inputs.
+"""How table columns become model inputs.
 
-Numeric and BOOLEAN columns are cast to DOUBLE by DuckDB; VARCHAR and ENUM columns become
-LightGBM categorical features, coded by their position in the sorted list of categories
-seen in training (an unseen category is missing, NULL). Everything else is refused, since
-LightGBM aborts the process on Arrow types it does not know.
+A feature column is one of four kinds:
+
+- numeric (numbers and BOOLEAN): one input, as DOUBLE;
+- categorical (VARCHAR, ENUM): one input, coded by its position in the sorted list of
+  categories seen in training (an unseen category is missing, NULL);
+- vector (``FLOAT[n]``, ``DOUBLE[n]``, or a LIST of numbers of one length): n inputs named
+  ``col[1]`` .. ``col[n]``, taken from Arrow's contiguous values without a loop over rows;
+- text (a VARCHAR named in ``TEXT (...)``): hashed token buckets, see `sqlml.text`.
+
+Everything else is refused, since LightGBM aborts the process on Arrow types it does not know.
 
 >>> import pyarrow as pa
 >>> spec = FeatureSpec("plan", "VARCHAR", "categorical", ["basic", "pro"])
 >>> encode_column(pa.chunked_array([["pro", "gold", None]]), spec).to_pylist()
 [1.0, None, None]
+>>> vec = FeatureSpec("v", "FLOAT[2]", "vector", size=2)
+>>> vec.inputs()
+['v[1]', 'v[2]']
+>>> vector_block(pa.array([[1.0, 2.0], None], pa.list_(pa.float32(), 2)), vec).tolist()
+[[1.0, 2.0], [nan, nan]]
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,29 +39,71 @@ _NUMERIC = {
     "uinteger", "ubigint", "uhugeint", "float", "double", "decimal",
 }  # fmt: skip
 _CATEGORICAL = {"varchar", "enum"}
+_FLOAT_VECTOR = re.compile(r"^(FLOAT|DOUBLE)\[\d*\]$")
+# LightGBM refuses these characters in feature names and turns whitespace into _
+_LIGHTGBM_NAME = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")", '"': "'", ",": ";", ":": "="})
 
 
 @dataclass
 class FeatureSpec:
-    """One model input: its column name, DuckDB type, kind and (for categoricals) categories."""
+    """One feature column: its name, DuckDB type, kind, and what training learnt of it
+    (categories; a vector's length and kept elements; a text column's featurizer)."""
 
     name: str
     type: str
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "vector" | "text"
     categories: list[Any] = field(default_factory=list)
+    size: int = 0  # vector: values per row (0 until training has seen the rows)
+    keep: list[int] | None = None  # vector: kept element positions (None: all); text: kept buckets
+    text: dict[str, Any] | None = None  # text: options and learnt weights (see sqlml.text)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v not in (None, 0) or k in ("name", "type", "kind")}
+
+    def inputs(self) -> list[str]:
+        """The names of the model inputs this column becomes."""
+        if self.kind == "vector":
+            positions = self.keep if self.keep is not None else range(self.size)
+            return [f"{self.name}[{i + 1}]" for i in positions]
+        if self.kind == "text":
+            return [f"{self.name}:{token}" for token in (self.text or {}).get("tokens", [])]
+        return [self.name]
+
+    @property
+    def fetch_type(self) -> str:
+        """The DuckDB type the column is cast to when fetched, and in PREDICT's input."""
+        if self.kind == "numeric":
+            return "DOUBLE"
+        if self.kind == "vector":
+            return "FLOAT[]" if self.type.startswith("FLOAT[") else "DOUBLE[]"
+        return "VARCHAR"
+
+
+def lightgbm_name(name: str) -> str:
+    """An input's name as LightGBM stores it (it refuses JSON's special characters).
+
+    >>> lightgbm_name('pixels[3]')
+    'pixels(3)'
+    """
+    return re.sub(r"\s", "_", name.translate(_LIGHTGBM_NAME))
 
 
 def kind_of(duckdb_type: Any) -> str | None:
-    """'numeric', 'categorical', or None for a type LightGBM cannot take."""
+    """'numeric', 'categorical', 'vector', or None for a type a model cannot take."""
     type_id = getattr(duckdb_type, "id", str(duckdb_type).lower())
     if type_id in _NUMERIC:
         return "numeric"
     if type_id in _CATEGORICAL:
         return "categorical"
+    if type_id in ("array", "list"):
+        child = dict(duckdb_type.children)["child"]
+        return "vector" if getattr(child, "id", None) in _NUMERIC else None
     return None
+
+
+def vector_size(duckdb_type: Any) -> int:
+    """The length of a fixed-size ARRAY type; 0 for a LIST (known only from its rows)."""
+    return int(dict(duckdb_type.children).get("size", 0)) if getattr(duckdb_type, "id", "") == "array" else 0
 
 
 def quote(name: str) -> str:
@@ -61,14 +115,22 @@ def quote(name: str) -> str:
 # (output name, input column, DuckDB type to cast to; None keeps the input's type)
 Column = tuple[str, str, "str | None"]
 LABEL, GROUP, WEIGHT = "__sqlml_label", "__sqlml_group", "__sqlml_weight"
-_ARROW_TYPES = {"DOUBLE": pa.float64(), "VARCHAR": pa.string()}
+_ARROW_TYPES = {
+    "DOUBLE": pa.float64(),
+    "VARCHAR": pa.string(),
+    "DOUBLE[]": pa.list_(pa.float64()),
+    "FLOAT[]": pa.list_(pa.float32()),
+}
 
 
 def model_columns(specs: list[FeatureSpec], label: str, label_type: str, group: str | None = None,
                   weight: str | None = None) -> list[Column]:  # fmt: skip
-    """The columns fetched to train or evaluate: numeric features as DOUBLE, categorical ones
-    as text, the label (an ENUM label as the VARCHAR its model stores), group and weight."""
-    columns: list[Column] = [(s.name, s.name, "DOUBLE" if s.kind == "numeric" else "VARCHAR") for s in specs]
+    """The columns fetched to train or evaluate: features as their `fetch_type` (a FLOAT or
+    DOUBLE vector as it is), the label (an ENUM label as the VARCHAR its model stores),
+    group and weight."""
+    columns: list[Column] = [
+        (s.name, s.name, None if s.kind == "vector" and _FLOAT_VECTOR.match(s.type) else s.fetch_type) for s in specs
+    ]
     columns.append((LABEL, label, "VARCHAR" if label_type == "VARCHAR" else None))
     if group:
         columns.append((GROUP, group, None))
@@ -110,7 +172,8 @@ def encode_column(column: pa.ChunkedArray | pa.Array, spec: FeatureSpec) -> pa.C
 
 
 def encode(table: pa.Table, specs: list[FeatureSpec]) -> tuple[pa.Table, int]:
-    """The features as a table of DOUBLE columns, and how many categorical values were unseen."""
+    """Numeric and categorical features as a table of DOUBLE columns (named as LightGBM
+    stores them), and how many categorical values were unseen."""
     columns, unseen = [], 0
     for spec in specs:
         raw = table.column(spec.name)
@@ -118,7 +181,7 @@ def encode(table: pa.Table, specs: list[FeatureSpec]) -> tuple[pa.Table, int]:
         if spec.kind == "categorical":
             unseen += coded.null_count - raw.null_count
         columns.append(coded)
-    return pa.table(columns, names=[s.name for s in specs]), unseen
+    return pa.table(columns, names=[lightgbm_name(s.name) for s in specs]), unseen
 
 
 def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:
@@ -131,6 +194,95 @@ def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarra
             if col.null_count == 0
             else pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
         )
+    return out
+
+
+def vector_block(column: pa.Array | pa.ChunkedArray, spec: FeatureSpec) -> np.ndarray:
+    """A vector column as a (rows x kept elements) matrix, NULL as NaN, a view of Arrow's
+    values where it can be. Rows of another length than the spec's are an error with counts;
+    a spec of size 0 takes its length from the rows."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(array) == 0:
+        return np.empty((0, len(spec.inputs())), dtype=np.float64)
+    if pa.types.is_fixed_size_list(array.type):
+        counts = [{"values": array.type.list_size, "counts": len(array) - array.null_count}]
+    else:
+        counts = pc.value_counts(pc.list_value_length(array).drop_null()).to_pylist()
+    counts = [c for c in counts if c["counts"]]
+    if not counts and not spec.size:
+        raise ExecutionError(f"Vector feature '{spec.name}' is NULL in every row.", hint="Leave it out with EXCLUDE.")
+    if not spec.size and len(counts) == 1:
+        spec.size = int(counts[0]["values"])
+    if not spec.size or any(c["values"] != spec.size for c in counts):
+        found = ", ".join(f"{c['values']} ({c['counts']} rows)" for c in sorted(counts, key=lambda c: -c["counts"]))
+        expected = f"the model's {spec.size}" if spec.size else "one length"
+        raise ExecutionError(
+            f"Vector feature '{spec.name}' has rows of lengths {found}; every row needs {expected}.",
+            hint=f"Pad or cut the vectors to one length (e.g. CAST({spec.name} AS FLOAT[n])), or filter the others out.",
+        )
+    valid = array if array.null_count == 0 else array.filter(array.is_valid())
+    values = valid.flatten()
+    if values.null_count:
+        values = pc.fill_null(values, np.nan)
+    matrix = values.to_numpy(zero_copy_only=False).reshape(len(valid), spec.size)
+    if array.null_count:
+        full = np.full((len(array), spec.size), np.nan, dtype=matrix.dtype)
+        full[np.asarray(array.is_valid())] = matrix
+        matrix = full
+    return matrix if spec.keep is None else matrix[:, spec.keep]
+
+
+def design(columns: list[pa.Array | pa.ChunkedArray], specs: list[FeatureSpec], rows: int) -> tuple[Any, int]:
+    """The model's input matrix for the feature columns (aligned with `specs`) and how many
+    categorical values were unseen: dense row-major (float32 when every input is), or a CSR
+    matrix when a text feature is among them (its buckets are mostly empty)."""
+    from sqlml import text
+
+    blocks: list[Any] = []
+    unseen = 0
+    for column, spec in zip(columns, specs):
+        if spec.kind == "vector":
+            blocks.append(vector_block(column, spec))
+        elif spec.kind == "text":
+            blocks.append(text.transform(column, spec))
+        else:
+            coded = encode_column(column, spec)
+            if spec.kind == "categorical":
+                unseen += coded.null_count - column.null_count
+            blocks.append(to_matrix([coded], rows))
+    if any(spec.kind == "text" for spec in specs):
+        import scipy.sparse as sp
+
+        return sp.hstack(blocks, format="csr", dtype=np.float64), unseen
+    if len(blocks) == 1:
+        return blocks[0], unseen
+    dtype = np.float32 if all(b.dtype == np.float32 for b in blocks) else np.float64
+    return np.ascontiguousarray(np.hstack(blocks), dtype=dtype), unseen
+
+
+def take_rows(matrix: Any, rows: np.ndarray) -> Any:
+    """The given rows of an input matrix: an Arrow table, a NumPy array or a CSR matrix."""
+    return matrix.take(pa.array(rows)) if isinstance(matrix, pa.Table) else matrix[rows]
+
+
+def keep_inputs(specs: list[FeatureSpec], kept: np.ndarray) -> list[FeatureSpec]:
+    """The specs narrowed to the inputs at positions `kept` (sorted): columns without a kept
+    input are dropped, vectors and text keep only the chosen elements."""
+    out, start, kept_set = [], 0, set(kept.tolist())
+    for spec in specs:
+        width = len(spec.inputs())
+        mine = [i - start for i in range(start, start + width) if i in kept_set]
+        start += width
+        if not mine:
+            continue
+        if spec.kind == "vector":
+            positions = spec.keep if spec.keep is not None else list(range(spec.size))
+            spec.keep = [positions[i] for i in mine]
+        elif spec.kind == "text":
+            from sqlml import text
+
+            text.narrow(spec, mine)
+        out.append(spec)
     return out
 
 

@@ -16,35 +16,21 @@ from typing import Any
 
 from sqlglot import exp
 
-from sqlml import ast, models
+from sqlml import ast, models, text
 from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement, reparse
 from sqlml.errors import BindError, SqlmlError, UnknownModelError, did_you_mean
-from sqlml.features import FeatureSpec, kind_of, quote
+from sqlml.features import FeatureSpec, kind_of, quote, vector_size
 from sqlml.literals import interval_us, literal
 from sqlml.metrics import for_task as metrics_for_task
 from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
 from sqlml.stream.runner import StreamJob
 from sqlml.stream.streams import StreamDef, StreamRegistry
 from sqlml.stream.window import WindowSpec, window_sql
+from sqlml.train_options import CHOICES, CONTINUOUS, OPTIONS, TEXT, ContinuousOptions, TrainOptions, check
 
 Describe = Callable[[str], list[tuple[str, Any]]]
 
-# sqlml's own TRAIN options, beside LightGBM's parameters; the last three make it continuous
-OPTIONS = (
-    "num_boost_round",
-    "early_stopping_rounds",
-    "validation",
-    "split",
-    "seed",
-    "update",
-    "rounds_per_window",
-    "promote",
-)
-CONTINUOUS = ("update", "rounds_per_window", "promote")
-UPDATES = ("retrain", "continue")
-PROMOTIONS = ("always", "if_better")
-SPLITS = ("random", "sequential")
 _CLASS_LABEL_TYPES = {
     "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
     "ubigint", "varchar", "enum",
@@ -69,15 +55,6 @@ class PredictCall:
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    num_boost_round: int = 100
-    early_stopping_rounds: int | None = None
-    validation: float | None = None  # None: chosen from the row count (see training.py)
-    split: str = "random"
-    seed: int | None = None  # LightGBM's own seeds when None; the split then uses 0
-
-
-@dataclass(frozen=True)
 class TrainPlan:
     name: str
     trainer: models.Trainer
@@ -90,13 +67,7 @@ class TrainPlan:
     options: TrainOptions
     query: SqlPlan
     training_sql: str
-
-
-@dataclass(frozen=True)
-class ContinuousOptions:
-    update: str = "retrain"
-    rounds_per_window: int | None = None  # None: num_boost_round
-    promote: str = "always"
+    selection: tuple[str, int] | None = None  # (method, max_features): see sqlml.selection
 
 
 @dataclass(frozen=True)
@@ -312,6 +283,17 @@ class Binder:
                 node,
                 f"Model '{model.name}' version {model.version} uses: {', '.join(needed)}.",
             )
+        types = {c.lower(): t for c, t in columns.items()}
+        for spec in (FeatureSpec(**f) for f in meta["features"]):
+            given = types[spec.name.lower()]
+            is_vector = kind_of(given) == "vector"
+            if (spec.kind == "vector") != is_vector or (is_vector and vector_size(given) not in (0, spec.size)):
+                wanted = f"a vector of {spec.size} numbers ({spec.type})" if spec.kind == "vector" else spec.type
+                raise self.error(
+                    f"{what} has column '{spec.name}' of type {given}, but model '{model.name}' needs {wanted}.",
+                    node,
+                    f"Model '{model.name}' version {model.version} was trained on {spec.name} {spec.type}.",
+                )
 
     def rewrite_all(self, tree: exp.Expr) -> None:
         """Rewrite every window table function, then every PREDICT call, innermost first."""
@@ -323,7 +305,11 @@ class Binder:
                 self.predict(predict)
         for log in tree.find_all(ast.Metrics):
             if not log.args.get("rewrite"):
-                log.set("rewrite", f"({metrics_log_sql(self.catalog, self.model(log.this))})")
+                model = self.model(log.this)
+                sql = (
+                    ranking_sql(model) if isinstance(log, ast.FeatureRanking) else metrics_log_sql(self.catalog, model)
+                )
+                log.set("rewrite", f"({sql})")
 
     def window(self, node: ast.WindowTable) -> None:
         """Check a window table function over a table and rewrite it into DuckDB SQL."""
@@ -407,6 +393,39 @@ def metrics_log_sql(catalog: Catalog, model: ModelVersion) -> str:
     )
 
 
+RANKING_COLUMNS = (("feature", "VARCHAR"), ("column", "VARCHAR"), ("method", "VARCHAR"), ("score", "DOUBLE"),
+                   ("rank", "BIGINT"), ("kept", "BOOLEAN"))  # fmt: skip
+
+
+def ranking_sql(model: ModelVersion) -> str:
+    """FEATURE_RANKING(MODEL m): every input ranked by the TRAIN's feature_selection, best
+    first; a model without it lists its text buckets ranked by the text featurizer's test
+    (the kept ones only: the others were never stored). Scores are the method's own
+    (chi2, F, or LightGBM gain)."""
+    meta = model.meta
+    rows: list[tuple[Any, ...]] = []
+    selected = meta.get("selection")
+    if selected:
+        rows = [(r["feature"], r["column"], selected["method"], r["score"], r["rank"], r["kept"])
+                for r in selected["ranking"]]  # fmt: skip
+    else:
+        for spec in (FeatureSpec(**f) for f in meta["features"]):
+            if spec.kind == "text" and spec.text:
+                rows += [
+                    (n, spec.name, spec.text["method"], score, 0, True)
+                    for n, score in zip(spec.inputs(), spec.text["scores"])
+                ]
+        order = sorted(range(len(rows)), key=lambda i: -(rows[i][3] if rows[i][3] is not None else -1.0))
+        rows = [(*rows[i][:4], rank, True) for rank, i in enumerate(order, 1)]
+    typed = ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in RANKING_COLUMNS)
+    if not rows:
+        return f"SELECT {typed} WHERE false"
+    values = ", ".join("(" + ", ".join("NULL" if v is None else sql_literal(v) for v in row) + ")" for row in rows)
+    names = ", ".join(quote(n) for n, _ in RANKING_COLUMNS)
+    casts = ", ".join(f"CAST({quote(n)} AS {t}) AS {quote(n)}" for n, t in RANKING_COLUMNS)
+    return f'SELECT {casts} FROM (VALUES {values}) AS __sqlml_ranking({names}) ORDER BY "rank"'
+
+
 def ctes_in_scope(node: exp.Expr) -> str:
     """The WITH clause of every query around `node`, outermost first, as one clause."""
     ctes: list[exp.Expr] = []
@@ -466,7 +485,7 @@ def predict_sql(
     a STRUCT(score, version): the version that was serving at that time scores it.
     """
     args = ", ".join(
-        f"{quote(f['name'])} := CAST({quote(f['name'])} AS {'DOUBLE' if f['kind'] == 'numeric' else 'VARCHAR'})"
+        f"{quote(f['name'])} := CAST({quote(f['name'])} AS {FeatureSpec(**f).fetch_type})"
         for f in model.meta["features"]
     )
     call = f"{udf}(struct_pack({args}))"
@@ -492,28 +511,13 @@ def output_type(meta: dict[str, Any]) -> str:
 
 
 def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> TrainOptions:
-    values: dict[str, Any] = {}
-    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "num_boost_round": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
-        "early_stopping_rounds": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
-        "validation": (
-            lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
-            "a fraction from 0 up to (not including) 1",
-        ),
-        "split": (lambda v: v in SPLITS, "'random' or 'sequential'"),
-        "seed": (lambda v: isinstance(v, int), "a whole number"),
-        "update": (lambda v: v in UPDATES, "'retrain' or 'continue'"),
-        "promote": (lambda v: v in PROMOTIONS, "'always' or 'if_better'"),
-        "rounds_per_window": (lambda v: isinstance(v, int) and v > 0, "a whole number above 0"),
-    }
     for key, (value, node) in raw.items():
-        ok, wanted = checks[key]
-        if not ok(value):
-            choices = {"split": SPLITS, "update": UPDATES, "promote": PROMOTIONS}.get(key)
+        wanted = check(key, value)
+        if wanted is not None:
+            choices = CHOICES.get(key)
             hint = did_you_mean(str(value), choices) if choices else None
             raise binder.error(f"Bad value {value!r} for {key}: expected {wanted}.", node, hint)
-        if key not in CONTINUOUS:
-            values[key] = value
+    values = {k: v for k, (v, _) in raw.items() if k in TrainOptions.__dataclass_fields__}
     if values.get("early_stopping_rounds") and values.get("validation") == 0:
         raise binder.error(
             "early_stopping_rounds needs a validation split, but validation = 0.",
@@ -521,6 +525,33 @@ def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> Trai
             "Set validation to a fraction such as 0.2, or drop early_stopping_rounds.",
         )
     return TrainOptions(**values)
+
+
+def _selection(
+    binder: Binder, raw: dict[str, tuple[Any, exp.Expr]], inputs: int | None, task: str
+) -> tuple[str, int] | None:
+    """(method, max_features) of a TRAIN's feature selection, or None; `inputs` is the number
+    of model inputs when binding knows it (it does not for LIST vectors)."""
+    if "max_features" not in raw:
+        if "feature_selection" in raw:
+            raise binder.error(
+                "feature_selection needs max_features: how many inputs to keep.", raw["feature_selection"][1],
+                "Add max_features = k to WITH.",
+            )  # fmt: skip
+        return None
+    k, node = raw["max_features"]
+    if inputs is not None and k > inputs:
+        raise binder.error(
+            f"max_features = {k} is more than the model's {inputs} inputs.", node,
+            f"Set max_features to at most {inputs}, or drop feature_selection.",
+        )  # fmt: skip
+    method, method_node = raw.get("feature_selection", ("importance", node))
+    if method == "chi2" and task not in ("classification",):
+        raise binder.error(
+            "feature_selection = 'chi2' ranks features for a classifier.", method_node,
+            "Use 'f_test' or 'importance' for regression and ranking.",
+        )  # fmt: skip
+    return method, k
 
 
 def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | ContinuousTrainPlan:
@@ -595,13 +626,33 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
             "lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS."
         )
     reserved = {label, group, weight}
+    text_columns = [binder.column(i, columns, "TEXT") for i in node.args.get("text") or []]
+    for ident_, name_ in zip(node.args.get("text") or [], text_columns):
+        if name_ in reserved:
+            raise binder.error(f"'{name_}' is the label, group or weight and cannot be a feature.", ident_)
+        if str(columns[name_]) != "VARCHAR":
+            raise binder.error(
+                f"TEXT column '{name_}' has type {columns[name_]}; free text is VARCHAR.", ident_,
+                f"Cast it (CAST({name_} AS VARCHAR) AS {name_}) or leave it out of TEXT.",
+            )  # fmt: skip
+    text_options = {k: v for k, (v, _) in raw_options.items() if k in TEXT}
+    if text_options and not text_columns:
+        key = next(iter(text_options))
+        raise binder.error(
+            f"{key} configures free-text columns, but the TRAIN has no TEXT clause.", raw_options[key][1],
+            "Name them after LABEL: TEXT (subject, body).",
+        )  # fmt: skip
     if node.args.get("features"):
         names = [binder.column(i, columns, "feature") for i in node.args["features"]]
         for ident_, name_ in zip(node.args["features"], names):
             if name_ in reserved:
                 raise binder.error(f"'{name_}' is the label, group or weight and cannot be a feature.", ident_)
+        names += [c for c in text_columns if c not in names]
     else:
         excluded = {binder.column(i, columns, "EXCLUDE") for i in node.args.get("exclude") or []}
+        for ident_, name_ in zip(node.args.get("text") or [], text_columns):
+            if name_ in excluded:
+                raise binder.error(f"'{name_}' is both in TEXT and in EXCLUDE.", ident_)
         names = [c for c in columns if c not in reserved | excluded]
     if not names:
         raise binder.error(
@@ -609,14 +660,21 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         )
     features = []
     for name_ in names:
-        kind = kind_of(columns[name_])
+        kind = "text" if name_ in text_columns else kind_of(columns[name_])
         if kind is None:
             raise binder.error(
-                f"Feature '{name_}' has type {columns[name_]}, which LightGBM cannot use.",
+                f"Feature '{name_}' has type {columns[name_]}, which a model cannot use.",
                 _ident_for(node, name_) or source.this,
-                "Derive a number from it (e.g. epoch(ts), hour(ts), len(list)) or leave it out with EXCLUDE.",
+                "Derive a number from it (e.g. epoch(ts), hour(ts), len(list)) or leave it out with EXCLUDE; "
+                "a list or array of numbers is a vector feature.",
             )
-        features.append(FeatureSpec(name_, str(columns[name_]), kind))
+        if kind == "text":
+            features.append(text.spec_for(name_, text_options))
+        else:
+            features.append(FeatureSpec(name_, str(columns[name_]), kind, size=vector_size(columns[name_])))
+    widths = [len(f.inputs()) if f.kind != "text" else f.text["text_features"] for f in features]  # type: ignore[index]
+    known = None if any(f.kind == "vector" and not f.size for f in features) else sum(widths)
+    selection = _selection(binder, raw_options, known, trainer.task)
     label_type = columns[label]
     type_id = getattr(label_type, "id", str(label_type).lower())
     if trainer.task == "classification" and type_id not in _CLASS_LABEL_TYPES:
@@ -639,6 +697,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         options=options,
         query=SqlPlan(query.sql, tuple(binder.predicts)),
         training_sql=source.args["text"],
+        selection=selection,
     )
     if job is None:
         return plan

@@ -7,6 +7,7 @@ thread per call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +16,32 @@ import pyarrow as pa
 
 from sqlml import features, metrics, models
 from sqlml.catalog import ModelVersion
-from sqlml.errors import CatalogError, ExecutionError
+from sqlml.errors import CatalogError, ExecutionError, SqlmlError
 from sqlml.features import FeatureSpec, quote
 from sqlml.models import Model
 from sqlml.plan import output_type
 
 _LOADED: dict[tuple[str, str], tuple[Model, list[FeatureSpec]]] = {}
+_FAILED: list[SqlmlError] = []  # the last error a scoring function raised inside DuckDB
+
+
+def reported(fn: Callable[..., pa.Array]) -> Callable[..., pa.Array]:
+    """`fn` keeping the SqlmlError it raises, which DuckDB turns into text, for `failure`."""
+
+    @functools.wraps(fn)  # DuckDB counts the parameters of the signature
+    def call(*args: Any) -> pa.Array:
+        try:
+            return fn(*args)
+        except SqlmlError as err:
+            _FAILED[:] = [err]
+            raise
+
+    return call
+
+
+def failure() -> SqlmlError | None:
+    """The error the last failing scoring function raised (once)."""
+    return _FAILED.pop() if _FAILED else None
 
 
 def _key(model: ModelVersion) -> tuple[str, str]:
@@ -47,9 +68,12 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     except ValueError as err:
         raise CatalogError(f"{broken}: {model.path / 'model.txt'} is not a whole model ({err}).", hint=hint) from err
     names = loaded.importance()[0]
-    if names != [s.name for s in specs]:
+    inputs = [features.lightgbm_name(n) for s in specs for n in s.inputs()]
+    if names != inputs:
+        shown = names if len(names) < 20 else f"{len(names)} inputs"
         raise CatalogError(
-            f"{broken}: its model file has features {names}, its metadata {[s.name for s in specs]}.", hint=hint
+            f"{broken}: its model file has features {shown}, its metadata {inputs if len(inputs) < 20 else len(inputs)}.",
+            hint=hint,
         )
     if len(_LOADED) >= 64:
         _LOADED.pop(next(iter(_LOADED)))
@@ -58,7 +82,7 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
 
 
 def input_type(specs: list[FeatureSpec]) -> str:
-    fields = ", ".join(f"{quote(s.name)} {'DOUBLE' if s.kind == 'numeric' else 'VARCHAR'}" for s in specs)
+    fields = ", ".join(f"{quote(s.name)} {s.fetch_type}" for s in specs)
     return f"STRUCT({fields})"
 
 
@@ -69,8 +93,8 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
     def score(struct: pa.StructArray | pa.ChunkedArray) -> pa.Array:
         if isinstance(struct, pa.ChunkedArray):
             struct = struct.combine_chunks()
-        columns = [features.encode_column(col, spec) for col, spec in zip(struct.flatten(), specs)]
-        out = model.predict(features.to_matrix(columns, len(struct)), threads=1)
+        matrix, _ = features.design(struct.flatten(), specs, len(struct))
+        out = model.predict(matrix, threads=1)
         if out.ndim == 2:
             rows, k = out.shape
             return pa.ListArray.from_arrays(
@@ -78,7 +102,7 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
             )
         return pa.array(out)
 
-    return score, input_type(specs), output_type(model_version.meta)
+    return reported(score), input_type(specs), output_type(model_version.meta)
 
 
 def point_in_time_function(
@@ -109,8 +133,8 @@ def point_in_time_function(
                 loaded[version] = load(catalog.get(first.name, version))
             model, specs = loaded[version]
             rows = np.flatnonzero(which == index)
-            taken = [features.encode_column(c.take(pa.array(rows)), spec) for c, spec in zip(columns, specs)]
-            out[rows] = model.predict(features.to_matrix(taken, len(rows)), threads=1).reshape(len(rows), k)
+            matrix, _ = features.design([c.take(pa.array(rows)) for c in columns], specs, len(rows))
+            out[rows] = model.predict(matrix, threads=1).reshape(len(rows), k)
             version_of[rows] = version
         missing = version_of < 0
         if k > 1:
@@ -120,7 +144,7 @@ def point_in_time_function(
             scores = pa.array(out[:, 0], mask=missing)
         return pa.StructArray.from_arrays([scores, pa.array(version_of, mask=missing)], names=["score", "version"])
 
-    return score, [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
+    return reported(score), [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
 
 
 def evaluate(
@@ -157,8 +181,8 @@ def evaluate(
         groups, order = features.group_sizes(table.column(features.GROUP), meta["group"])
         if order is not None:
             table, y = table.take(pa.array(order)), y[order]
-    encoded, unseen = features.encode(table, specs)
-    score = model.predict(features.to_matrix(encoded.columns, encoded.num_rows))
+    matrix, unseen = features.design([table.column(s.name) for s in specs], specs, table.num_rows)
+    score = model.predict(matrix)
     if meta.get("classes"):
         y = y.astype(np.int64)
     values = metrics.evaluate(meta["task"], y, score, groups)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from sqlml import features, metrics
+from sqlml import features, metrics, selection, text
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
 from sqlml.models import TrainingData
@@ -60,6 +61,15 @@ def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
             hint=f"Filter them out (WHERE isfinite({plan.label})) or replace them.",
         )
     for spec in plan.features:
+        if spec.kind == "vector":
+            values = pc.list_flatten(table.column(spec.name)).to_numpy(zero_copy_only=False)
+            with np.errstate(invalid="ignore"):
+                bad = int(np.count_nonzero(np.abs(values) > FLOAT32_MAX))
+            if bad:
+                raise ExecutionError(
+                    f"Vector feature '{spec.name}' has {bad} values that are infinite or beyond float32's range (±3.4e38).",
+                    hint="LightGBM cannot split such values; make them NULL (missing) with list_transform, or rescale.",
+                )
         if spec.kind != "numeric":
             continue
         values = table.column(spec.name).to_numpy(zero_copy_only=False)
@@ -111,10 +121,71 @@ def _split(rows: int, groups: np.ndarray | None, fraction: float, how: str, seed
 
 
 def _subset(data: TrainingData, mask: np.ndarray, sizes_mask: np.ndarray | None) -> TrainingData:
-    idx = pa.array(np.flatnonzero(mask))
+    rows = np.flatnonzero(mask)
     groups = data.groups[sizes_mask] if data.groups is not None and sizes_mask is not None else None
     weight = data.weight[mask] if data.weight is not None else None
-    return TrainingData(data.features.take(idx), data.label[mask], groups, data.categorical, weight)
+    features_ = features.take_rows(data.features, rows)
+    return TrainingData(features_, data.label[mask], groups, data.categorical, weight, data.names)
+
+
+def inputs_of(specs: list[features.FeatureSpec], table: pa.Table) -> tuple[Any, int]:
+    """The model's input matrix for the training rows: numeric and categorical columns stay
+    an Arrow table (LightGBM reads it without a copy); vectors and text make a matrix."""
+    if all(s.kind in ("numeric", "categorical") for s in specs):
+        return features.encode(table, specs)
+    return features.design([table.column(s.name) for s in specs], specs, table.num_rows)
+
+
+def _importance(plan: TrainPlan, label: np.ndarray, groups: np.ndarray | None, weight: np.ndarray | None,
+                categorical: list[str], num_classes: int) -> Callable[[Any, list[str]], np.ndarray]:  # fmt: skip
+    """Gain per input in one short LightGBM fit on the training rows (for feature selection)."""
+
+    def fit(matrix: Any, names: list[str]) -> np.ndarray:
+        params = plan.trainer.params_for(plan.params, num_classes)
+        params.setdefault("num_threads", 1 if len(label) * len(names) < SMALL_DATA else 0)
+        safe = [features.lightgbm_name(n) for n in names]
+        if isinstance(matrix, pa.Table):
+            matrix = matrix.rename_columns(safe)
+        kinds = {features.lightgbm_name(c) for c in categorical}
+        data = TrainingData(matrix, label, groups, tuple(c for c in safe if c in kinds), weight, tuple(safe))
+        model, _ = plan.trainer.fit(data, None, params, selection.IMPORTANCE_ROUNDS, None, None)
+        return model.importance()[1]
+
+    return fit
+
+
+def select_features(
+    plan: TrainPlan, specs: list[features.FeatureSpec], table: pa.Table, train_rows: np.ndarray, label: np.ndarray,
+    groups: np.ndarray | None, weight: np.ndarray | None, num_classes: int,
+) -> tuple[list[features.FeatureSpec], list[dict[str, Any]]]:  # fmt: skip
+    """Rank every input on the training rows, keep `max_features`, and return the narrowed
+    specs with the ranking (for FEATURE_RANKING and DESCRIBE)."""
+    assert plan.selection is not None
+    method, k = plan.selection
+    matrix, _ = inputs_of(specs, table.take(pa.array(train_rows)))  # learns LIST vectors' lengths
+    names = [n for s in specs for n in s.inputs()]
+    columns = [s.name for s in specs for _ in s.inputs()]
+    if k > len(names):
+        raise ExecutionError(
+            f"max_features = {k} is more than the model's {len(names)} inputs.",
+            hint=f"Set max_features to at most {len(names)}, or drop feature_selection.",
+        )
+    categorical = [s.name for s in specs if s.kind == "categorical"]
+    task = plan.trainer.task_for(num_classes)
+    fit = _importance(plan, label[train_rows], groups, weight[train_rows] if weight is not None else None,
+                      categorical, num_classes)  # fmt: skip
+    values = selection.scores(method, matrix, label[train_rows], task, names, categorical, fit)
+    kept = selection.top(values, k)
+    order = selection.ranking(values)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(1, len(names) + 1)
+    kept_set = set(kept.tolist())
+    ranking = [
+        {"feature": names[i], "column": columns[i], "score": None if np.isnan(values[i]) else float(values[i]),
+         "rank": int(rank[i]), "kept": i in kept_set}
+        for i in order
+    ]  # fmt: skip
+    return features.keep_inputs(specs, kept), ranking
 
 
 def train(
@@ -128,11 +199,14 @@ def train(
 ) -> ModelVersion:
     """Train, score and store a new version of `plan.name`.
 
-    With `base`, keep boosting that version (LightGBM's init_model) with its classes and
-    category codes; `lineage` is stored in the new version's metadata. With `rows` (the
-    query's output, already in Arrow), the training columns are taken from them, not fetched.
+    With `base`, keep boosting that version (LightGBM's init_model) with its classes, category
+    codes and text featurizer; `lineage` is stored in the new version's metadata. With `rows`
+    (the query's output, already in Arrow), the training columns are taken from them, not fetched.
+    What is learnt from the data (text buckets and weights, feature selection) is learnt on the
+    training rows only, never the validation rows.
     """
     started = time.perf_counter()
+    method, k = plan.selection or (None, None)
     table = fetch(training_query(plan)) if rows is None else features.select_arrow(training_columns(plan), rows)
     if table.num_rows == 0:
         raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
@@ -141,46 +215,58 @@ def train(
         specs = [features.FeatureSpec(**f) for f in base.meta["features"]]
         classes = base.meta.get("classes")
     else:
-        specs = [copy.copy(s) for s in plan.features]
+        specs = [copy.deepcopy(s) for s in plan.features]
         classes = features.learn_classes(table.column(LABEL), plan.label) if trainer.task == "classification" else None
+    num_classes = len(classes) if classes else 0
     label = features.encode_label(table.column(LABEL), plan.label, classes)
     check_values(table, plan, label)
-    weight = table.column(WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
     groups = order = None
     if plan.group:
         groups, order = features.group_sizes(table.column(GROUP), plan.group)
     if trainer.task == "ranking" and (np.any(label < 0) or np.any(label != np.floor(label))):
         raise ExecutionError(f"Ranking label '{plan.label}' must hold whole numbers from 0 (relevance grades).")
-    if base is None:
-        features.learn_categories(table, specs)
-    encoded, _ = features.encode(table, specs)
     digest = fingerprint(table)
-    del table
     if order is not None:
-        encoded, label = encoded.take(pa.array(order)), label[order]
-        weight = weight[order] if weight is not None else None
-    data = TrainingData(encoded, label, groups, tuple(s.name for s in specs if s.kind == "categorical"), weight)
+        table, label = table.take(pa.array(order)), label[order]
+    weight = table.column(WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
 
     opts = plan.options
-    fraction = auto_validation(data.rows) if opts.validation is None else opts.validation
-    seed = opts.seed if opts.seed is not None else 0
-    mask = _split(data.rows, groups, fraction, opts.split, seed)
+    fraction = auto_validation(len(label)) if opts.validation is None else opts.validation
+    mask = _split(len(label), groups, fraction, opts.split, opts.seed if opts.seed is not None else 0)
+    train_rows = np.flatnonzero(~mask) if mask is not None else np.arange(len(label))
+    unit_mask = None
+    if mask is not None and groups is not None:
+        unit_mask = mask[np.cumsum(groups) - groups]
+    train_groups = groups if unit_mask is None or groups is None else groups[~unit_mask]
+    ranking = None
+    if base is None:
+        features.learn_categories(table, specs)
+        task = trainer.task_for(num_classes)
+        training_part = table.take(pa.array(train_rows)) if mask is not None else table
+        for spec in specs:
+            if spec.kind == "text":
+                fit = _importance(plan, label[train_rows], train_groups, None, [], num_classes)
+                text.learn(spec, training_part.column(spec.name), label[train_rows], task, fit)
+        if plan.selection is not None:
+            specs, ranking = select_features(plan, specs, table, train_rows, label, train_groups, weight, num_classes)
+    encoded, _ = inputs_of(specs, table)
+    del table
+    names = tuple(features.lightgbm_name(n) for s in specs for n in s.inputs())
+    categorical = tuple(features.lightgbm_name(s.name) for s in specs if s.kind == "categorical")
+    data = TrainingData(encoded, label, groups, categorical, weight, names)
+
     train_data, valid_data = data, None
     if mask is not None:
-        unit_mask = None
-        if groups is not None:
-            starts = np.cumsum(groups) - groups
-            unit_mask = mask[starts]
         train_data = _subset(data, ~mask, None if unit_mask is None else ~unit_mask)
         valid_data = _subset(data, mask, unit_mask)
         del data
 
-    task = trainer.task_for(len(classes) if classes else 0)
-    params = trainer.params_for(plan.params, len(classes) if classes else 0)
+    task = trainer.task_for(num_classes)
+    params = trainer.params_for(plan.params, num_classes)
     if opts.seed is not None:
         params["seed"] = opts.seed
     if "num_threads" not in params:  # OpenMP threads spin: on small data one thread is faster
-        params["num_threads"] = 1 if train_data.rows * len(specs) < SMALL_DATA else 0
+        params["num_threads"] = 1 if train_data.rows * len(names) < SMALL_DATA else 0
     model, used = trainer.fit(
         train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress,
         init_model=base.model_text() if base is not None else None,
@@ -188,7 +274,9 @@ def train(
 
     scores: dict[str, float] = {}
     if valid_data is not None:
-        matrix = features.to_matrix(valid_data.features.columns, valid_data.rows)
+        matrix = valid_data.features
+        if isinstance(matrix, pa.Table):
+            matrix = features.to_matrix(matrix.columns, valid_data.rows)
         y = valid_data.label.astype(np.int64) if classes else valid_data.label
         scores = metrics.evaluate(task, y, model.predict(matrix), valid_data.groups)
     meta = {
@@ -200,6 +288,8 @@ def train(
         "group": plan.group,
         "weight": plan.weight,
         "features": [s.to_json() for s in specs],
+        "inputs": len(names),
+        **({"selection": {"method": method, "max_features": k, "ranking": ranking}} if ranking else {}),
         "params": used,
         "num_boost_round": opts.num_boost_round,
         "early_stopping_rounds": opts.early_stopping_rounds,

@@ -19,15 +19,17 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class TrainingData:
-    """Encoded rows: DOUBLE feature columns, the label as float64 (class codes for
-    classifiers), the group sizes for ranking, which features are categorical, and the
-    sample weights (None: all 1)."""
+    """Encoded rows: the inputs (an Arrow table of DOUBLE columns, a row-major NumPy matrix
+    or a SciPy CSR matrix), the label as float64 (class codes for classifiers), the group
+    sizes for ranking, which inputs are categorical, the sample weights (None: all 1) and the
+    input names (for a matrix; a table's own column names otherwise)."""
 
-    features: pa.Table
+    features: pa.Table | np.ndarray | Any
     label: np.ndarray
     groups: np.ndarray | None = None
     categorical: tuple[str, ...] = ()
     weight: np.ndarray | None = None
+    names: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -37,9 +39,9 @@ class TrainingData:
 class Model(Protocol):
     """A trained model."""
 
-    def predict(self, matrix: np.ndarray, threads: int = 0) -> np.ndarray:
-        """Scores for a (rows x features) float64 matrix: P(positive), an (n x k) probability
-        matrix, a value or a ranking score, by task."""
+    def predict(self, matrix: np.ndarray | Any, threads: int = 0) -> np.ndarray:
+        """Scores for a (rows x features) matrix (NumPy float64 or float32, or SciPy CSR):
+        P(positive), an (n x k) probability matrix, a value or a ranking score, by task."""
         ...
 
     def to_text(self) -> str: ...

@@ -40,7 +40,9 @@ def sample_data(trainer: Trainer, seed: int = 0, rows: int = 600) -> TrainingDat
 
 def matrix(data: TrainingData) -> np.ndarray:
     """The features as the row-major float64 matrix models predict from."""
-    return np.column_stack([c.to_numpy() for c in data.features.columns])
+    table = data.features
+    assert isinstance(table, pa.Table)
+    return np.column_stack([c.to_numpy() for c in table.columns])
 
 
 def fit(trainer: Trainer, data: TrainingData, **params: Any) -> tuple[Model, dict[str, Any]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.models.base import Model, Progress, TrainingData
@@ -135,11 +136,18 @@ class LightGBMModel:
         self.booster = booster
         self.num_outputs = booster.num_model_per_iteration()
 
-    def predict(self, matrix: np.ndarray, threads: int = 0) -> np.ndarray:
+    def predict(self, matrix: np.ndarray | Any, threads: int = 0) -> np.ndarray:
         from lightgbm.basic import _LIB, _c_str, _safe_call
 
         rows, features = matrix.shape
-        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        if not isinstance(matrix, np.ndarray):  # a SciPy CSR matrix (text features)
+            with quiet_stderr():
+                out = self.booster.predict(matrix, num_threads=threads or 0)
+            return np.asarray(out, dtype=np.float64)
+        if matrix.dtype != np.float32:
+            matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        else:
+            matrix = np.ascontiguousarray(matrix)
         out = np.empty(rows * self.num_outputs, dtype=np.float64)
         written = ctypes.c_int64(0)
         params = f"num_threads={threads}" if threads else ""
@@ -147,7 +155,7 @@ class LightGBMModel:
             _LIB.LGBM_BoosterPredictForMat(
                 self.booster._handle,
                 matrix.ctypes.data_as(ctypes.c_void_p),
-                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
+                ctypes.c_int(0 if matrix.dtype == np.float32 else 1),  # C_API_DTYPE_FLOAT32 / FLOAT64
                 ctypes.c_int32(rows),
                 ctypes.c_int32(features),
                 ctypes.c_int(1),  # row-major
@@ -248,6 +256,7 @@ class LightGBMTrainer:
             return lgb.Dataset(
                 data.features,
                 label=data.label,
+                feature_name=list(data.names) if data.names and not isinstance(data.features, pa.Table) else "auto",
                 weight=data.weight,
                 group=data.groups,
                 categorical_feature=list(data.categorical) or "auto",

@@ -1,0 +1,66 @@
+"""SQL functions sqlml adds to DuckDB: the text featurizer's building blocks, callable in
+any query.
+
+- ``tokens(text)`` -> ``VARCHAR[]``: the lower-cased words of a text, as TRAIN ... TEXT
+  reads them (scikit-learn's default word pattern: two or more word characters);
+- ``ngrams(list, n)`` -> ``VARCHAR[]``: the n-grams of a list of words, joined by spaces
+  (a DuckDB macro);
+- ``text_hash(text, buckets)`` -> ``MAP(INTEGER, DOUBLE)``: token counts by hash bucket,
+  the sparse vector TRAIN ... TEXT starts from (default analyzer, ``text_dim = buckets``).
+
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> register(con)
+>>> con.sql("SELECT tokens('Free money, FREE!') AS t, ngrams(['a', 'b', 'c'], 2) AS g").fetchall()
+[(['free', 'money', 'free'], ['a b', 'b c'])]
+>>> con.sql("SELECT map_values(text_hash('spam spam eggs', 1024)) AS v").fetchall()
+[([2.0, 1.0],)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import duckdb.func
+import numpy as np
+import pyarrow as pa
+
+from sqlml import text
+
+NGRAMS = (
+    "CREATE OR REPLACE TEMP MACRO ngrams(words, n) AS "
+    "list_transform(range(1, len(words) - n + 2), lambda i: array_to_string(words[i:i + n - 1], ' '))"
+)
+NAMES = ("tokens", "ngrams", "text_hash")
+
+
+def _tokens(column: pa.Array) -> pa.Array:
+    analyze = text._vectorizer(text.DEFAULTS).build_analyzer()
+    return pa.array([analyze(doc) for doc in column.to_pylist()], pa.list_(pa.string()))
+
+
+def _text_hash(column: pa.Array, buckets: pa.Array) -> pa.Array:
+    dim = buckets[0].as_py() if len(buckets) else text.DEFAULTS["text_dim"]
+    if not isinstance(dim, int) or not 16 <= dim <= 2**24:
+        raise ValueError(f"text_hash's buckets must be a whole number from 16 to {2**24}, not {dim}")
+    matrix = text.counts(column, {**text.DEFAULTS, "text_dim": dim})
+    matrix.sort_indices()
+    return pa.MapArray.from_arrays(
+        pa.array(matrix.indptr.astype(np.int32)), pa.array(matrix.indices.astype(np.int32)), pa.array(matrix.data)
+    )
+
+
+def register(con: Any) -> None:
+    """Create the functions on a DuckDB connection (once per connection)."""
+    existing = {row[0] for row in con.execute(
+        "SELECT function_name FROM duckdb_functions() WHERE function_name IN ('tokens', 'ngrams', 'text_hash')"
+    ).fetchall()}  # fmt: skip
+    if "tokens" not in existing:
+        con.create_function("tokens", _tokens, ["VARCHAR"], "VARCHAR[]", type=duckdb.func.ARROW)
+    if "text_hash" not in existing:
+        con.create_function(
+            "text_hash", _text_hash, ["VARCHAR", "INTEGER"], "MAP(INTEGER, DOUBLE)", type=duckdb.func.ARROW
+        )
+    if "ngrams" not in existing:
+        con.execute(NGRAMS)
