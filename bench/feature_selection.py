@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         con = sqlml.connect(catalog=tmp)
         con.execute("CREATE TABLE data AS SELECT * FROM data")
-        shifted = ", ".join(f"f{i} + 10 AS f{i}" for i in range(500))  # chi2 needs inputs >= 0
+        shifted = ", ".join(f"f{i} + 100 AS f{i}" for i in range(500))  # chi2 needs inputs >= 0
         con.execute(f"CREATE OR REPLACE TABLE chi AS SELECT {shifted}, y, part FROM data")
         print(f"{'method':<12} {'kept informative':>17} {'accuracy':>9} {'TRAIN s':>8} {'final fit s':>12}")
         for method in ("all", "importance", "f_test", "chi2"):

@@ -88,6 +88,25 @@ def lightgbm_name(name: str) -> str:
     return re.sub(r"\s", "_", name.translate(_LIGHTGBM_NAME))
 
 
+def lightgbm_names(names: list[str]) -> list[str]:
+    """Every input's LightGBM name, made unique (two names may map to one: 'a b' and 'a_b').
+
+    >>> lightgbm_names(['a b', 'a_b', 'v[1]'])
+    ['a_b', 'a_b~2', 'v(1)']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        safe = base = lightgbm_name(name)
+        k = 1
+        while safe in seen:
+            k += 1
+            safe = f"{base}~{k}"
+        seen.add(safe)
+        out.append(safe)
+    return out
+
+
 def kind_of(duckdb_type: Any) -> str | None:
     """'numeric', 'categorical', 'vector', or None for a type a model cannot take."""
     type_id = getattr(duckdb_type, "id", str(duckdb_type).lower())
@@ -181,7 +200,7 @@ def encode(table: pa.Table, specs: list[FeatureSpec]) -> tuple[pa.Table, int]:
         if spec.kind == "categorical":
             unseen += coded.null_count - raw.null_count
         columns.append(coded)
-    return pa.table(columns, names=[lightgbm_name(s.name) for s in specs]), unseen
+    return pa.table(columns, names=lightgbm_names([s.name for s in specs])), unseen
 
 
 def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:

@@ -68,7 +68,7 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     except ValueError as err:
         raise CatalogError(f"{broken}: {model.path / 'model.txt'} is not a whole model ({err}).", hint=hint) from err
     names = loaded.importance()[0]
-    inputs = [features.lightgbm_name(n) for s in specs for n in s.inputs()]
+    inputs = features.lightgbm_names([n for s in specs for n in s.inputs()])
     if names != inputs:
         shown = names if len(names) < 20 else f"{len(names)} inputs"
         raise CatalogError(

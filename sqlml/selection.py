@@ -22,8 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from sqlml.errors import ExecutionError
+from sqlml.features import to_matrix
 
 METHODS = ("importance", "chi2", "f_test")
 IMPORTANCE_ROUNDS = 50
@@ -48,6 +50,8 @@ def scores(
     import scipy.sparse as sp
     from sklearn import feature_selection as fs
 
+    if isinstance(matrix, pa.Table):
+        matrix = to_matrix(matrix.columns, matrix.num_rows)
     sparse = sp.issparse(matrix)
     if method == "chi2":
         if task not in CLASSIFIER_TASKS:

@@ -143,11 +143,12 @@ def _importance(plan: TrainPlan, label: np.ndarray, groups: np.ndarray | None, w
     def fit(matrix: Any, names: list[str]) -> np.ndarray:
         params = plan.trainer.params_for(plan.params, num_classes)
         params.setdefault("num_threads", 1 if len(label) * len(names) < SMALL_DATA else 0)
-        safe = [features.lightgbm_name(n) for n in names]
+        safe = features.lightgbm_names(names)
         if isinstance(matrix, pa.Table):
             matrix = matrix.rename_columns(safe)
-        kinds = {features.lightgbm_name(c) for c in categorical}
-        data = TrainingData(matrix, label, groups, tuple(c for c in safe if c in kinds), weight, tuple(safe))
+        kinds = set(categorical)
+        cats = tuple(c for c, n in zip(safe, names) if n in kinds)
+        data = TrainingData(matrix, label, groups, cats, weight, tuple(safe))
         model, _ = plan.trainer.fit(data, None, params, selection.IMPORTANCE_ROUNDS, None, None)
         return model.importance()[1]
 
@@ -251,8 +252,9 @@ def train(
             specs, ranking = select_features(plan, specs, table, train_rows, label, train_groups, weight, num_classes)
     encoded, _ = inputs_of(specs, table)
     del table
-    names = tuple(features.lightgbm_name(n) for s in specs for n in s.inputs())
-    categorical = tuple(features.lightgbm_name(s.name) for s in specs if s.kind == "categorical")
+    names = tuple(features.lightgbm_names([n for s in specs for n in s.inputs()]))
+    position = {n: i for i, n in enumerate(n for s in specs for n in s.inputs())}
+    categorical = tuple(names[position[s.name]] for s in specs if s.kind == "categorical")
     data = TrainingData(encoded, label, groups, categorical, weight, names)
 
     train_data, valid_data = data, None

@@ -55,3 +55,10 @@ def test_realtime_example_shows_the_drift_and_the_recovery(tmp_path, monkeypatch
     after = [v for k, v in auc.items() if "12:30" <= k <= "15:50"]
     assert min(before) > 0.75 and auc["12:10"] < 0.5 and sum(after) / len(after) > 0.85
     assert con.sql("SELECT count(*), count(model_version) FROM scored").fetchall() == [(14400, 14100)]
+
+
+def test_text_example_scores_the_stream_with_the_stored_featurizer(tmp_path):
+    proc = run_cli("run", str(ROOT / "queries" / "text_classification.sql"), "--format", "csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"m0","urgent offer",true' in proc.stdout and '"m1","project meeting",false' in proc.stdout
+    assert '"body:urgent"' in proc.stdout or '"body:winner"' in proc.stdout

@@ -278,3 +278,30 @@ def test_bbc_news_topics_from_the_bundled_corpus(con):
     assert scores["rows"] > 350 and scores["accuracy"] > 0.93
     top = con.sql("SELECT feature FROM FEATURE_RANKING(MODEL topics) LIMIT 20").fetchall()
     assert {"body:film", "body:election"} & {r[0] for r in top}
+
+
+def test_chi2_selection_is_scikit_learns_on_non_negative_columns(con, wide):
+    x, y = wide
+    shifted = ", ".join(f"f{i} + 20 AS f{i}" for i in range(60))
+    con.execute(f"CREATE TABLE counts AS SELECT {shifted}, y FROM wide")
+    con.sql(
+        "TRAIN MODEL c USING lightgbm_classifier LABEL y WITH (feature_selection = 'chi2', max_features = 5, "
+        "validation = 0, num_boost_round = 5, num_threads = 1) AS SELECT * FROM counts"
+    )
+    ranking = con.sql("SELECT feature, score, kept FROM FEATURE_RANKING(MODEL c)").arrow().to_pylist()
+    reference = chi2(x + 20, y)[0]
+    for row in ranking:
+        assert row["score"] == pytest.approx(reference[int(row["feature"][1:])], rel=1e-9)
+    assert {r["feature"] for r in ranking if r["kept"]} == {f"f{i}" for i in np.argsort(-reference)[:5]}
+
+
+def test_column_names_lightgbm_refuses_or_merges_still_train(con):
+    # LightGBM refuses JSON's special characters in feature names and turns spaces into _
+    con.execute(
+        'CREATE TABLE odd AS SELECT i % 2 = 0 AS y, i * 1.0 AS "a b", (i % 3) * 1.0 AS "a_b", (i % 5) * 1.0 AS "a:b", '
+        '[i * 1.0, 1.0] AS "v[1]" FROM range(200) t(i)'
+    )
+    con.sql(f"TRAIN MODEL odd USING lightgbm_classifier LABEL y WITH ({PARAMS}) AS SELECT * FROM odd")
+    features = {r[0] for r in con.sql("EXPLAIN MODEL odd").fetchall()}
+    assert {"a b", "a_b", "a:b", "v[1][1]", "v[1][2]"} <= features
+    assert len(con.sql("SELECT prediction FROM PREDICT(MODEL odd, TABLE odd)").fetchall()) == 200
