@@ -10,31 +10,51 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, TypeVar, Union, cast
 
 import duckdb
 import pyarrow as pa
 
+from sqlml import parameters
 from sqlml.catalog import Catalog
 from sqlml.dialect import Statement, parse
 from sqlml.engine import Engine, Output, StreamOutput, duckdb_error
-from sqlml.errors import ExecutionError, SqlmlError
+from sqlml.errors import BindError, ExecutionError, SqlmlError
 from sqlml.models.base import Progress
+from sqlml.parameters import Parameters
 from sqlml.scope import ScopedConnection, caller_scope
 
+if TYPE_CHECKING:
+    import numpy
+    import pandas
+    import polars
+
 DEFAULT_CATALOG = "catalog"
+T = TypeVar("T")
+# what push() takes: Arrow data, a pandas DataFrame, a dict of columns or a list of row dicts
+Rows = Union[
+    pa.Table, pa.RecordBatch, "pandas.DataFrame", Mapping[str, Sequence[object]], Sequence[Mapping[str, object]]
+]
 
 
 class Result:
-    """The rows a statement returned: `.arrow()`, `.df()`, `.fetchall()`, `.show()`."""
+    """The rows a statement returned, with DuckDB's verbs: `fetchall()`, `fetchone()`,
+    `fetchmany(n)`, `fetchnumpy()`, `df()`, `pl()`, `to_arrow_table()`, `to_arrow_reader()`,
+    `show()`, `columns`, `types`; `arrow()` is `to_arrow_table()` (see docs/reference.md).
+
+    A result holds the model versions it scores with from when it was made: a model trained or
+    dropped afterwards does not change what it returns.
+    """
 
     def __init__(self, output: Output, statement: Statement | None = None) -> None:
         self._output = output
         self._statement = statement
+        self._rows: list[tuple[object, ...]] | None = None  # for fetchone / fetchmany
+        self._next = 0
 
-    def _guard(self, fn: Callable[[], Any]) -> Any:
+    def _guard(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except duckdb.Error as err:
@@ -42,35 +62,72 @@ class Result:
 
     @property
     def columns(self) -> list[str]:
+        """The column names."""
         if isinstance(self._output, pa.Table):
             return list(self._output.column_names)
         return list(self._output.columns) if self._output is not None else []
 
-    def arrow(self) -> pa.Table:
+    @property
+    def types(self) -> list[str]:
+        """The columns' DuckDB types, as text (`BIGINT`, `DOUBLE[]`)."""
+        return [str(t) for t in self._relation().types]
+
+    def to_arrow_table(self) -> pa.Table:
         """All rows as a pyarrow Table."""
         if isinstance(self._output, pa.Table):
             return self._output
         if self._output is None:
             return pa.table({})
         rel = self._output
-        return self._guard(lambda: rel.to_arrow_table())  # type: ignore[no-any-return]
+        return self._guard(lambda: cast(pa.Table, rel.to_arrow_table()))
 
-    def df(self) -> Any:
+    def arrow(self) -> pa.Table:
+        """All rows as a pyarrow Table (DuckDB 2.0's relation.arrow() returns a reader; sqlml's
+        keeps the table it has always returned: use `to_arrow_reader()` for batches)."""
+        return self.to_arrow_table()
+
+    def to_arrow_reader(self, batch_size: int = 1_000_000) -> pa.RecordBatchReader:
+        """The rows as a pyarrow RecordBatchReader of batches of at most `batch_size` rows."""
+        table = self.to_arrow_table()
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=batch_size))
+
+    def fetch_arrow_reader(self, batch_size: int = 1_000_000) -> pa.RecordBatchReader:
+        """DuckDB's older name of `to_arrow_reader`."""
+        return self.to_arrow_reader(batch_size)
+
+    def df(self) -> pandas.DataFrame:
         """All rows as a pandas DataFrame (pandas must be installed)."""
         return self._guard(lambda: self._relation().df())
 
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        """All rows as tuples, with DuckDB's Python values (a MAP is a dict)."""
-        return self._guard(lambda: self._relation().fetchall())  # type: ignore[no-any-return]
+    def pl(self) -> polars.DataFrame:
+        """All rows as a polars DataFrame (polars must be installed)."""
+        return self._guard(lambda: self._relation().pl())
 
-    def fetchnumpy(self) -> dict[str, Any]:
+    def fetchall(self) -> list[tuple[object, ...]]:
+        """All rows as tuples, with DuckDB's Python values (a MAP is a dict)."""
+        return self._guard(lambda: self._relation().fetchall())
+
+    def fetchone(self) -> tuple[object, ...] | None:
+        """The next row, or None after the last (as DuckDB's cursor)."""
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int = 1) -> list[tuple[object, ...]]:
+        """The next `size` rows (fewer at the end, none after it)."""
+        if self._rows is None:
+            self._rows = self.fetchall()
+        rows = self._rows[self._next : self._next + size]
+        self._next += len(rows)
+        return rows
+
+    def fetchnumpy(self) -> dict[str, numpy.ndarray]:
         """All rows as NumPy arrays by column name."""
-        return self._guard(lambda: self._relation().fetchnumpy())  # type: ignore[no-any-return]
+        return self._guard(lambda: self._relation().fetchnumpy())
 
     def _relation(self) -> duckdb.DuckDBPyRelation:
         if isinstance(self._output, duckdb.DuckDBPyRelation):
             return self._output
-        return duckdb.from_arrow(self.arrow())
+        return duckdb.from_arrow(self.to_arrow_table())
 
     def show(self) -> None:
         """Print the rows, as DuckDB's relation.show() does."""
@@ -78,10 +135,11 @@ class Result:
         if isinstance(rel, duckdb.DuckDBPyRelation):
             self._guard(rel.show)
         else:
-            duckdb.from_arrow(self.arrow()).show()
+            duckdb.from_arrow(self.to_arrow_table()).show()
 
     def __repr__(self) -> str:
-        return f"<sqlml.Result columns={self.columns}>"
+        """DuckDB's box of the rows (what a notebook or the Python prompt shows)."""
+        return self._guard(lambda: repr(self._relation()))
 
 
 class Session:
@@ -118,8 +176,9 @@ class Session:
         self.engine.cancelled = True
         self.connection.interrupt()
 
-    def run(self, script: str) -> Iterator[tuple[Statement, Result | None]]:
-        """Run a script statement by statement, yielding each statement and its result."""
+    def run(self, script: str, params: Parameters | None = None) -> Iterator[tuple[Statement, Result | None]]:
+        """Run a script statement by statement, yielding each statement and its result.
+        With `params` (a list for `?`, a dict for `$name`), the script is one statement."""
         if not self._busy.acquire(blocking=False):
             raise ExecutionError(
                 "This session is running a statement in another thread.",
@@ -128,7 +187,8 @@ class Session:
         if self.python_scope:
             self._scoped.scope = caller_scope()
         try:
-            for statement in parse(script):
+            statements = self._prepare(script, params)
+            for statement in statements:
                 output = self.engine.execute(statement, self.engine.bind(statement))
                 if isinstance(output, StreamOutput):
                     for table in self._guarded(statement, output):
@@ -136,7 +196,26 @@ class Session:
                 else:
                     yield statement, None if output is None else Result(output, statement)
         finally:
+            self.engine.params = self.engine.named = None
             self._busy.release()
+
+    def _prepare(self, script: str, params: Parameters | None) -> list[Statement]:
+        """The script's statements, and the engine told of their parameters."""
+        statements = parse(script)
+        self.engine.params = self.engine.named = None
+        if params is None:
+            return statements
+        if len(statements) != 1:
+            raise BindError(
+                f"Parameters go with one statement, and this script has {len(statements)}.",
+                statements[1].span if len(statements) > 1 else None,
+                "Run the statements one at a time: con.execute(sql, params) for each.",
+            )
+        self.engine.params = params
+        if statements[0].node is not None:  # sqlml's statement: every ? becomes $n
+            statements = parse(parameters.numbered(script))
+            self.engine.named = parameters.values(script, params)
+        return statements
 
     def _guarded(self, statement: Statement, output: StreamOutput) -> Iterator[pa.Table]:
         try:
@@ -152,20 +231,23 @@ class Session:
             if result is not None:
                 yield from result.arrow().to_batches()
 
-    def push(self, stream: str, data: Any) -> None:
+    def push(self, stream: str, data: Rows) -> None:
         """Append events to a stream with connector = 'python': a pyarrow Table or RecordBatch,
         a pandas DataFrame, a dict of columns or a list of row dicts. Checked here, so that a
         bad push changes nothing."""
         self.engine.push(stream, data)
 
-    def sql(self, script: str) -> Result | None:
-        """Run a script; the last statement's result (None if it returns no rows)."""
-        results = [result for _, result in self.run(script)]
+    def sql(self, script: str, *, params: Parameters | None = None) -> Result | None:
+        """Run a script; the last statement's result (None if it returns no rows).
+
+        `params` are the values of `?` (a list) or `$name` placeholders (a dict), as in DuckDB;
+        they are never pasted into the SQL text."""
+        results = [result for _, result in self.run(script, params)]
         return results[-1] if results else None
 
-    def execute(self, script: str) -> Session:
+    def execute(self, script: str, parameters: Parameters | None = None) -> Session:
         """Run a script for its effects; returns the session, as duckdb's execute does."""
-        for _, result in self.run(script):
+        for _, result in self.run(script, parameters):
             if result is not None:
                 result.arrow()
         return self

@@ -155,18 +155,6 @@ def progress_bar(name: str) -> ProgressBar | None:
     return ProgressBar(name) if sys.stderr.isatty() else None
 
 
-_COMMANDS = ("CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "DROP", "ALTER", "ATTACH", "DETACH", "SET", "USE",
-             "LOAD", "INSTALL", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT", "EXPORT", "IMPORT", "VACUUM",
-             "RESET", "ABORT", "END", "START", "FORCE", "UPDATE_EXTENSIONS")  # fmt: skip
-
-
-def is_status(sql: str, columns: list[str]) -> bool:
-    """Whether a result is a command's status (a row count or 'Success'), which DuckDB's own
-    CLI does not print."""
-    words = sql.split(None, 1)
-    return columns in (["Count"], ["Success"]) and (not words or words[0].upper() in _COMMANDS)
-
-
 def width() -> int:
     """Table width: the terminal's, or wide enough not to fold when output goes to a file."""
     import shutil
@@ -178,7 +166,7 @@ def run_script(session: Session, script: str, source: str, fmt: str, out: Callab
     """Run a script, printing results; on a user error print it and return False. A stream
     stopped at a checkpoint by a signal raises Stopped once its results are out."""
     from sqlml.errors import SqlmlError
-    from sqlml.render import FORMATS, error_text, table_text
+    from sqlml.render import FORMATS, error_text, is_status, table_text
 
     try:
         for statement, result in session.run(script):
@@ -199,6 +187,7 @@ def run_script(session: Session, script: str, source: str, fmt: str, out: Callab
 
 @app.command()
 def run(
+    ctx: typer.Context,
     files: list[str] = typer.Argument(None, help="SQL files to run in order; - reads standard input."),
     command: str | None = typer.Option(None, "-c", "--command", help="SQL text to run instead of files."),
     fmt: str = typer.Option("table", "--format", "-f", help="How to print results: table, csv or json."),
@@ -226,6 +215,7 @@ def run(
     if not scripts:
         typer.echo("error: give SQL files, - for standard input, or -c 'SQL'", err=True)
         raise typer.Exit(2)
+    db, catalog = defaults(ctx, db, catalog)
     session = guarded(lambda: open_session(db, catalog), debug)
     if progress:
         session.engine.on_batch = batch_line
@@ -269,18 +259,35 @@ def guarded(work: Callable[[], Any], debug: bool) -> Any:
 
 
 @app.command()
-def repl(db: str = DbOption, catalog: Path | None = CatalogOption, debug: bool = DebugOption) -> None:
+def repl(
+    ctx: typer.Context, db: str = DbOption, catalog: Path | None = CatalogOption, debug: bool = DebugOption
+) -> None:
     """An interactive SQL prompt: statements end with ';', .help lists the meta-commands."""
     from sqlml.repl import Repl
 
-    Repl(guarded(lambda: open_session(db, catalog), debug), debug=debug).loop()
+    db, catalog = defaults(ctx, db, catalog)
+    session = guarded(lambda: open_session(db, catalog), debug)
+    Repl(session, debug=debug, reopen=lambda path: open_session(path, catalog)).loop()
+
+
+def defaults(ctx: typer.Context, db: str, catalog: Path | None) -> tuple[str, Path | None]:
+    """--db and --catalog given before the subcommand (`sqlml --db app.duckdb repl`) apply to it."""
+    given = ctx.obj or {}
+    return (given.get("db") or db) if db == ":memory:" else db, catalog or given.get("catalog")
 
 
 @app.callback(invoke_without_command=True)
-def main_callback(ctx: typer.Context) -> None:
+def main_callback(
+    ctx: typer.Context,
+    db: str = typer.Option(None, "--db", help="DuckDB database file for the REPL or the subcommand."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Model catalog folder for the REPL or the subcommand."),
+) -> None:
+    """sqlml: DuckDB SQL plus TRAIN, EVALUATE and PREDICT. With no subcommand on a terminal
+    (or with --db), an interactive prompt."""
+    ctx.obj = {"db": db, "catalog": catalog}
     if ctx.invoked_subcommand is None:
-        if sys.stdin.isatty():
-            repl(":memory:", None, False)
+        if sys.stdin.isatty() or db is not None:
+            repl(ctx, db or ":memory:", catalog, False)
         else:
             typer.echo(ctx.get_help())
 

@@ -119,8 +119,8 @@ class Sqlml(DuckDB):
             ref = ast.ModelRef(this=self._name(what))
             if self._match_text_seq("VERSION"):
                 token = self._curr
-                number = self._parse_number()
-                if not isinstance(number, exp.Literal) or token is None:
+                number = self._parse_placeholder() or self._parse_number()  # VERSION ? takes a parameter
+                if not isinstance(number, (exp.Literal, exp.Placeholder)) or token is None:
                     self._fail("Expected a version number after VERSION", "Write VERSION 2.")
                 else:
                     number.meta.update(start=token.start, end=token.end)

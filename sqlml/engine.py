@@ -19,8 +19,9 @@ import duckdb
 import duckdb.func
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
-from sqlml import functions, metrics, plan, scoring, training
+from sqlml import functions, metrics, parameters, plan, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement
@@ -146,6 +147,9 @@ class Engine:
         self._udfs: set[str] = set()
         self.cancelled = False
         self.statement: Statement | None = None
+        # the running statement's parameters: as given (DuckDB's own statements) and by name (sqlml's)
+        self.params: parameters.Parameters | None = None
+        self.named: dict[str, Any] | None = None
         self.handlers: dict[type, Callable[[Any], Output]] = {
             plan.SqlPlan: self.run_sql,
             plan.TrainPlan: self.run_train,
@@ -172,9 +176,18 @@ class Engine:
         self.on_batch: Callable[[str, Progress], None] = lambda name, progress: None
 
     # -- DuckDB access --------------------------------------------------------------
+    def query(self, sql: str) -> Any:
+        """A DuckDB relation for `sql`, given the statement's parameters that it names."""
+        if self.params is None:
+            return self.con.sql(sql)
+        if self.named is None:  # DuckDB's own statement: its parameters as given
+            return self.con.sql(sql, params=self.params)
+        params = parameters.used(sql, self.named)
+        return self.con.sql(sql, params=params) if params else self.con.sql(sql)
+
     def describe(self, sql: str) -> list[tuple[str, Any]]:
         try:
-            rel = self.con.sql(sql)
+            rel = self.query(sql)
         except duckdb.Error as err:
             raise duckdb_error(err, self.statement) from err
         if rel is None:
@@ -183,7 +196,7 @@ class Engine:
 
     def fetch(self, sql: str) -> pa.Table:
         try:
-            return self.con.sql(sql).to_arrow_table()
+            return self.query(sql).to_arrow_table()  # type: ignore[no-any-return]
         except duckdb.Error as err:
             raise duckdb_error(err, self.statement) from err
 
@@ -227,10 +240,23 @@ class Engine:
     def bind(self, statement: Statement) -> plan.Plan:
         """The statement's plan (binding runs no user SQL: it only describes queries)."""
         self.statement = statement
+        if self.named is not None and statement.node is not None:
+            try:
+                parameters.check({p.name for p in statement.node.find_all(exp.Placeholder)}, self.named)
+            except SqlmlError as err:
+                raise err.located(statement.span)
         try:
-            return plan.bind(statement, self.catalog, self.describe, self.streams)
+            bound = plan.bind(statement, self.catalog, self.describe, self.streams, self.named or {})
         except duckdb.Error as err:  # sqlml's own probes (streams, functions), e.g. in an aborted transaction
             raise duckdb_error(err, statement) from err
+        if self.params is not None:
+            if isinstance(bound, (plan.StreamPlan, plan.ContinuousTrainPlan, plan.StatementSetPlan)):
+                raise BindError(
+                    "A continuous query cannot take parameters.",
+                    statement.span,
+                    "Write the values in the query, or filter the stream with a table of values.",
+                )
+        return bound
 
     def push(self, stream: str, data: Any) -> None:
         """Queue events for a stream with connector = 'python' (checked now: a bad push changes nothing)."""
@@ -244,7 +270,7 @@ class Engine:
 
     def run_sql(self, p: plan.SqlPlan) -> Output:
         self.register(p.predicts)
-        return self.con.sql(p.sql)
+        return self.query(p.sql)  # type: ignore[no-any-return]
 
     def run_train(self, p: plan.TrainPlan) -> Output:
         self.register(p.query.predicts)
@@ -312,38 +338,39 @@ class Engine:
                     "rows": meta["rows"],
                     "metric": headline,
                     "value": meta["metrics"].get(headline),
-                    "created_at": meta["created_at"],
+                    "created_at": dt.datetime.fromisoformat(meta["created_at"]),
                     "error": None,
                 }
             )
         schema = pa.schema(
             [("name", pa.string()), ("version", pa.int64()), ("trainer", pa.string()), ("task", pa.string()),
              ("label", pa.string()), ("rows", pa.int64()), ("metric", pa.string()), ("value", pa.float64()),
-             ("created_at", pa.string()), ("error", pa.string())]
+             ("created_at", pa.timestamp("us", tz="UTC")), ("error", pa.string())]
         )  # fmt: skip
         return pa.Table.from_pylist(rows, schema=schema)
 
     def describe_model(self, p: plan.DescribeModelPlan) -> Output:
         meta = p.model.meta
-        rows: list[tuple[str, str, str]] = []
-        for key in ("name", "version", "trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
+        rows: list[tuple[str, str, str]] = [("model", "name", p.model.name), ("model", "version", str(p.model.version))]
+        # the metrics right after the name, so that no long section pushes them out of sight
+        rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
+        for key in ("trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
                     "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
-        for spec in (FeatureSpec(**f) for f in meta["features"]):
-            rows.append(("feature", spec.name, describe_feature(spec)))
+        serving = self.catalog.serving(p.model.name)
+        if serving is not None:
+            rows.append(("serving", "version", f"{serving.version}: {serving.reason}"))
+        rows += [("param", k, str(v)) for k, v in meta["params"].items()]
         selected = meta.get("selection")
         if selected:
             kept = [r["feature"] for r in selected["ranking"] if r["kept"]]
             rows.append(("selection", "method", f"{selected['method']}, max_features = {selected['max_features']}"))
             rows.append(("selection", "kept", ", ".join(kept)))
             rows.append(("selection", "ranking", ", ".join(r["feature"] for r in selected["ranking"])))
-        rows += [("param", k, str(v)) for k, v in meta["params"].items()]
-        rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
-        serving = self.catalog.serving(p.model.name)
-        if serving is not None:
-            rows.append(("serving", "version", f"{serving.version}: {serving.reason}"))
+        for spec in (FeatureSpec(**f) for f in meta["features"]):
+            rows.append(("feature", spec.name, describe_feature(spec)))
         for version in self.catalog.versions(p.model.name):
             try:
                 other = self.catalog.get(p.model.name, version).meta

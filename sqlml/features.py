@@ -257,6 +257,10 @@ def design(columns: list[pa.Array | pa.ChunkedArray], specs: list[FeatureSpec], 
     matrix when a text feature is among them (its buckets are mostly empty)."""
     from sqlml import text
 
+    if all(spec.kind in ("numeric", "categorical") for spec in specs):  # the common case: one matrix, filled once
+        coded = [encode_column(column, spec) for column, spec in zip(columns, specs)]
+        unseen = sum(c.null_count - column.null_count for c, column in zip(coded, columns))
+        return to_matrix(coded, rows), unseen
     blocks: list[Any] = []
     unseen = 0
     for column, spec in zip(columns, specs):

@@ -171,6 +171,7 @@ class Binder:
     # scoring calls and the typed NULLs that stand in for them while a query is described,
     # since binding registers no function
     stand_ins: list[tuple[str, str]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # the statement's parameters, by name
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
         return BindError(message, self.statement.span_of(node), hint)
@@ -182,11 +183,12 @@ class Binder:
         version_node = ref.args.get("version")
         version = None
         if version_node is not None:
-            if not re.fullmatch(r"[1-9][0-9]*", version_node.name):
-                raise self.error(
-                    f"Bad VERSION {version_node.name}.", version_node, "Versions are whole numbers from 1."
-                )
-            version = int(version_node.name)
+            given = version_node.name
+            if isinstance(version_node, exp.Placeholder):
+                given = str(self.params.get(version_node.name))
+            if not re.fullmatch(r"[1-9][0-9]*", given):
+                raise self.error(f"Bad VERSION {given}.", version_node, "Versions are whole numbers from 1.")
+            version = int(given)
         try:
             name = check_name(ref.this.name)
             versions = self.catalog.versions(name)
@@ -575,7 +577,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
     spelled: dict[str, str] = {}  # canonical name -> how the statement spelled it
     for prop in node.args.get("params") or []:
         key, value_node = prop.this.name.lower(), prop.expression
-        value = literal(value_node)
+        value = binder.params.get(value_node.name) if isinstance(value_node, exp.Placeholder) else literal(value_node)
         if value is None:
             raise binder.error(
                 f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE."
@@ -716,7 +718,13 @@ def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
     return None
 
 
-def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: StreamRegistry | None = None) -> Plan:
+def bind(
+    statement: Statement,
+    catalog: Catalog,
+    describe: Describe,
+    streams: StreamRegistry | None = None,
+    params: dict[str, Any] | None = None,
+) -> Plan:
     """The plan for one parsed statement. SQL left to DuckDB is parsed here after all when it
     names a stream (only binding knows which names are streams)."""
     if statement.children:
@@ -725,7 +733,7 @@ def bind(statement: Statement, catalog: Catalog, describe: Describe, streams: St
         names = frozenset(streams.names())
         if names:
             statement = reparse(statement, names)
-    binder = Binder(statement, catalog, describe, streams)
+    binder = Binder(statement, catalog, describe, streams, params=params or {})
     node = statement.node
     if node is None:
         return SqlPlan(statement.text)

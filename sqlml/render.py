@@ -20,6 +20,17 @@ from sqlml.errors import SqlmlError
 
 MAX_ROWS = 40
 
+_COMMANDS = ("CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "DROP", "ALTER", "ATTACH", "DETACH", "SET", "USE",
+             "LOAD", "INSTALL", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT", "EXPORT", "IMPORT", "VACUUM",
+             "RESET", "ABORT", "END", "START", "FORCE", "UPDATE_EXTENSIONS")  # fmt: skip
+
+
+def is_status(sql: str, columns: list[str]) -> bool:
+    """Whether a result is a command's status (a row count or 'Success'), which DuckDB's own
+    CLI does not print."""
+    words = sql.split(None, 1)
+    return columns in (["Count"], ["Success"]) and (not words or words[0].upper() in _COMMANDS)
+
 
 def error_text(err: SqlmlError, source: str, script: str | None) -> str:
     """`source:line:col: error: message`, the source line with a caret, and the hint."""
@@ -45,25 +56,90 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table_text(table: pa.Table, console_width: int = 120) -> str:
-    """A boxed table (rich), at most MAX_ROWS rows, with the row count beneath."""
+def _fit_columns(table: pa.Table, types: list[str], rows: list[dict[str, Any]], width: int) -> list[int]:
+    """Which columns fit in `width`, as DuckDB's CLI chooses them: from both ends inward, the
+    middle ones left out (shown as one '…' column)."""
+    sizes = []
+    for i, name in enumerate(table.column_names):
+        cells = [len(_cell(r[name])) for r in rows[:50]] if rows else []
+        sizes.append(min(max([len(name), len(types[i]) if i < len(types) else 0, *cells]), 40) + 3)
+    if sum(sizes) + 1 <= width:
+        return list(range(len(sizes)))
+    left: list[int] = []
+    right: list[int] = []
+    used = 4  # the "…" column
+    lo, hi = 0, len(sizes) - 1
+    while lo <= hi:
+        take = lo if len(left) <= len(right) else hi
+        if used + sizes[take] > width:
+            break
+        used += sizes[take]
+        if take == lo:
+            left.append(lo)
+            lo += 1
+        else:
+            right.insert(0, hi)
+            hi -= 1
+    return left + right or [0]
+
+
+def table_text(table: pa.Table, console_width: int = 120, max_rows: int = MAX_ROWS) -> str:
+    """A boxed table (rich) that fits `console_width`: columns that do not fit are left out
+    from the middle, and beyond `max_rows` the first and last rows are shown, as DuckDB's CLI
+    does; the footer counts what was hidden."""
     import duckdb
     from rich.console import Console
     from rich.table import Table
 
+    types = [str(t) for t in duckdb.from_arrow(table).types] if table.num_columns else []
+    if table.num_rows > max_rows:
+        head, tail = (max_rows + 1) // 2, max_rows // 2
+        shown = table.slice(0, head).to_pylist() + [None] + table.slice(table.num_rows - tail).to_pylist()
+    else:
+        shown = table.to_pylist()
+    keep = _fit_columns(table, types, [r for r in shown if r is not None], console_width)
+    names = table.column_names
     view = Table(show_lines=False, header_style="bold")
-    types = duckdb.from_arrow(table).types if table.num_columns else []
-    for name, type_ in zip(table.column_names, types):
-        view.add_column(f"{name}\n[dim]{type_}[/dim]", overflow="fold")
-    shown = table.slice(0, MAX_ROWS).to_pylist()
+    for position, i in enumerate(keep):
+        if position and keep[position - 1] != i - 1:
+            view.add_column("…")
+        view.add_column(f"{names[i]}\n[dim]{types[i]}[/dim]", overflow="fold")
+    gap = len(keep) < len(names)
     for row in shown:
-        view.add_row(*(_cell(v) for v in row.values()))
+        cells = ["·" if row is None else _cell(row[names[i]]) for i in keep]
+        if gap:
+            at = next((p for p in range(1, len(keep)) if keep[p] != keep[p - 1] + 1), len(keep))
+            cells.insert(at, "·" if row is None else "…")
+        view.add_row(*cells)
     out = io.StringIO()
     Console(file=out, width=console_width, force_terminal=False, color_system=None).print(view)
     footer = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"
-    if table.num_rows > MAX_ROWS:
-        footer += f" ({MAX_ROWS} shown)"
+    if table.num_rows > max_rows:
+        footer += f" ({max_rows} shown)"
+    if gap:
+        footer += f", {len(names)} columns ({len(keep)} shown)"
     return out.getvalue() + footer + "\n"
+
+
+def line_text(table: pa.Table) -> str:
+    """One `column = value` line per value, a blank line between rows (DuckDB's line mode)."""
+    if not table.num_columns:
+        return ""
+    pad = max(len(n) for n in table.column_names)
+    rows = table.to_pylist()
+    return "\n".join("".join(f"{n.rjust(pad)} = {_cell(v)}\n" for n, v in row.items()) for row in rows)
+
+
+def markdown_text(table: pa.Table) -> str:
+    """A Markdown table (DuckDB's markdown mode)."""
+    if not table.num_columns:
+        return ""
+
+    def cells(values: list[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |\n"
+
+    out = cells(table.column_names) + cells(["---"] * table.num_columns)
+    return out + "".join(cells([_cell(v) for v in row.values()]) for row in table.to_pylist())
 
 
 def unique_names(table: pa.Table) -> pa.Table:
@@ -128,3 +204,5 @@ def json_text(table: pa.Table) -> str:
 
 
 FORMATS = {"table": table_text, "csv": csv_text, "json": json_text}
+# the REPL's .mode names (box is the boxed table)
+MODES = {"box": table_text, "csv": csv_text, "json": json_text, "line": line_text, "markdown": markdown_text}

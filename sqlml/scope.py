@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 _CALL = {
-    name: compile(f"__sqlml_result = __sqlml_con.{name}(*__sqlml_args)", "<sqlml>", "exec")
+    name: compile(f"__sqlml_result = __sqlml_con.{name}(*__sqlml_args, **__sqlml_kwargs)", "<sqlml>", "exec")
     for name in ("sql", "execute")
 }
 
@@ -45,16 +45,15 @@ class ScopedConnection:
         self.con = con
         self.scope: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
-    def _run(self, name: str, args: tuple[Any, ...]) -> Any:
+    def _run(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
         env_globals, env_locals = self.scope
-        local = {**env_locals, "__sqlml_con": self.con, "__sqlml_args": args}
+        local = {**env_locals, "__sqlml_con": self.con, "__sqlml_args": args, "__sqlml_kwargs": kwargs or {}}
         exec(_CALL[name], env_globals or {"__builtins__": builtins}, local)
         return local["__sqlml_result"]
 
     def sql(self, query: str, **kwargs: Any) -> Any:
-        if kwargs:
-            return self.con.sql(query, **kwargs)
-        return self._run("sql", (query,))
+        """`con.sql(query, params=...)` in the scope's frame."""
+        return self._run("sql", (query,), kwargs)
 
     def execute(self, query: str, *params: Any) -> Any:
         return self._run("execute", (query, *params))

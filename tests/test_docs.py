@@ -67,8 +67,18 @@ def test_reference_documents_everything():
             assert metric.name in REFERENCE
     for command in app.registered_commands:
         assert f"`sqlml {command.name or command.callback.__name__}" in REFERENCE
-    for meta in [".help", ".tables", ".models", ".timer", ".quit"]:
-        assert meta in REFERENCE
+    from sqlml.repl import Repl
+
+    for meta in [*Repl.__new__(Repl).commands(), ".quit", ".exit", "\\q"]:
+        assert f"`{meta}" in REFERENCE.replace("\\\\", "\\"), meta
+    import inspect
+
+    from sqlml.api import Result, Session
+
+    for cls in (Session, Result):
+        for name, _ in inspect.getmembers(cls):
+            if not name.startswith("_"):
+                assert f"`{name}" in REFERENCE, f"{cls.__name__}.{name}"
     from sqlml.dialect import WINDOW_KINDS
     from sqlml.stream.streams import CONNECTORS, FORMATS
     from sqlml.stream.streams import OPTIONS as STREAM_OPTIONS

@@ -305,3 +305,22 @@ def test_column_names_lightgbm_refuses_or_merges_still_train(con):
     features = {r[0] for r in con.sql("EXPLAIN MODEL odd").fetchall()}
     assert {"a b", "a_b", "a:b", "v[1][1]", "v[1][2]"} <= features
     assert len(con.sql("SELECT prediction FROM PREDICT(MODEL odd, TABLE odd)").fetchall()) == 200
+
+
+def test_character_ngrams_and_importance_selection(con, messages):
+    con.sql(
+        f"TRAIN MODEL ch USING lightgbm_classifier LABEL spam TEXT (body) WITH ({PARAMS}, analyzer = 'char_wb', "
+        "ngrams = [3, 4], text_dim = 4096, text_features = 30, text_selection = 'importance') "
+        "AS SELECT spam, body FROM messages"
+    )
+    spec = con.catalog.get("ch").meta["features"][0]
+    assert spec["text"]["method"] == "importance" and len(spec["keep"]) == 30
+    docs = [d or "" for d in messages.column("body").to_pylist()]
+    vectorizer = HashingVectorizer(n_features=4096, analyzer="char_wb", ngram_range=(3, 4), alternate_sign=False,
+                                   norm=None)  # fmt: skip
+    hashed = vectorizer.transform(docs)[:, spec["keep"]]
+    y = np.array(messages.column("spam").to_pylist(), dtype=float)
+    booster = lgb.train(lgb_params(con, "ch"), lgb.Dataset(hashed, label=y), 20)
+    ours = con.sql("SELECT probability FROM PREDICT(MODEL ch, TABLE messages)").arrow().column(0).to_numpy()
+    np.testing.assert_allclose(ours, booster.predict(hashed), rtol=0, atol=1e-9)
+    assert all(len(t) in (3, 4) or t.startswith("#") for t in spec["text"]["tokens"])
