@@ -228,8 +228,10 @@ def vector_block(column: pa.Array | pa.ChunkedArray, spec: FeatureSpec) -> np.nd
     else:
         counts = pc.value_counts(pc.list_value_length(array).drop_null()).to_pylist()
     counts = [c for c in counts if c["counts"]]
-    if not counts and not spec.size:
-        raise ExecutionError(f"Vector feature '{spec.name}' is NULL in every row.", hint="Leave it out with EXCLUDE.")
+    if not spec.size and all(c["values"] == 0 for c in counts):
+        raise ExecutionError(
+            f"Vector feature '{spec.name}' is NULL or empty in every row.", hint="Leave it out with EXCLUDE."
+        )
     if not spec.size and len(counts) == 1:
         spec.size = int(counts[0]["values"])
     if not spec.size or any(c["values"] != spec.size for c in counts):

@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from sqlml import text
+from sqlml.errors import ExecutionError
+from sqlml.scoring import reported
 
 NGRAMS = (
     "CREATE OR REPLACE TEMP MACRO ngrams(words, n) AS "
@@ -43,7 +45,10 @@ def _tokens(column: pa.Array) -> pa.Array:
 def _text_hash(column: pa.Array, buckets: pa.Array) -> pa.Array:
     dim = buckets[0].as_py() if len(buckets) else text.DEFAULTS["text_dim"]
     if not isinstance(dim, int) or not 16 <= dim <= 2**24:
-        raise ValueError(f"text_hash's buckets must be a whole number from 16 to {2**24}, not {dim}")
+        raise ExecutionError(
+            f"text_hash's buckets must be a whole number from 16 to {2**24}, not {dim}.",
+            hint="Write text_hash(text, 262144) for TRAIN ... TEXT's default of 2^18 buckets.",
+        )
     matrix = text.counts(column, {**text.DEFAULTS, "text_dim": dim})
     matrix.sort_indices()
     return pa.MapArray.from_arrays(
@@ -57,10 +62,10 @@ def register(con: Any) -> None:
         "SELECT function_name FROM duckdb_functions() WHERE function_name IN ('tokens', 'ngrams', 'text_hash')"
     ).fetchall()}  # fmt: skip
     if "tokens" not in existing:
-        con.create_function("tokens", _tokens, ["VARCHAR"], "VARCHAR[]", type=duckdb.func.ARROW)
+        con.create_function("tokens", reported(_tokens), ["VARCHAR"], "VARCHAR[]", type=duckdb.func.ARROW)
     if "text_hash" not in existing:
         con.create_function(
-            "text_hash", _text_hash, ["VARCHAR", "INTEGER"], "MAP(INTEGER, DOUBLE)", type=duckdb.func.ARROW
+            "text_hash", reported(_text_hash), ["VARCHAR", "INTEGER"], "MAP(INTEGER, DOUBLE)", type=duckdb.func.ARROW
         )
     if "ngrams" not in existing:
         con.execute(NGRAMS)

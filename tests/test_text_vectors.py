@@ -324,3 +324,12 @@ def test_character_ngrams_and_importance_selection(con, messages):
     ours = con.sql("SELECT probability FROM PREDICT(MODEL ch, TABLE messages)").arrow().column(0).to_numpy()
     np.testing.assert_allclose(ours, booster.predict(hashed), rtol=0, atol=1e-9)
     assert all(len(t) in (3, 4) or t.startswith("#") for t in spec["text"]["tokens"])
+
+
+def test_empty_vectors_and_bad_hash_sizes_are_errors(con):
+    con.execute("CREATE TABLE e AS SELECT i % 2 = 0 AS y, []::DOUBLE[] AS v FROM range(10) r(i)")
+    with pytest.raises(ExecutionError, match="'v' is NULL or empty in every row"):
+        con.sql("TRAIN MODEL m USING lightgbm_classifier LABEL y AS SELECT * FROM e")
+    with pytest.raises(ExecutionError, match="text_hash's buckets must be a whole number from 16"):
+        con.sql("SELECT text_hash('a b', 3)").fetchall()
+    assert not con.catalog.names()
