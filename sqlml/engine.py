@@ -283,7 +283,11 @@ class Engine:
                 shown(done, total)
 
         try:
-            version = training.train(self.fetch, p, self.catalog, progress)
+            # the values of the training query's parameters, so that its stored text can be run again
+            values = parameters.used(p.training_sql, self.named) if self.named else {}
+            lineage = {"parameters": {k: v if isinstance(v, (bool, int, float, str)) or v is None else str(v)
+                                      for k, v in values.items()}} if values else None  # fmt: skip
+            version = training.train(self.fetch, p, self.catalog, progress, lineage=lineage)
         finally:
             close = getattr(shown, "close", None)
             if close is not None:  # the bar ends however training ends: done, early stop, error, cancel
@@ -356,7 +360,7 @@ class Engine:
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
         for key in ("trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
-                    "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql"):  # fmt: skip
+                    "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
         serving = self.catalog.serving(p.model.name)

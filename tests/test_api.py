@@ -169,3 +169,13 @@ def test_parameters_name_model_versions(days):
         days.sql("DESCRIBE MODEL m VERSION ?", params=["1 OR 1=1"])
     days.execute("DROP MODEL m VERSION ?", [1])
     assert days.catalog.versions("m") == [2]
+
+
+def test_a_training_querys_parameter_values_are_kept_with_its_text(days):
+    days.execute(
+        "TRAIN MODEL m USING lightgbm_classifier LABEL y WITH (num_boost_round = ?) AS SELECT y, x FROM days WHERE day > ?",
+        [2, 4],
+    )
+    described = {n: v for s, n, v in days.sql("DESCRIBE MODEL m").fetchall() if s == "model"}
+    assert described["training_sql"] == "SELECT y, x FROM days WHERE day > $2"
+    assert described["parameters"] == "{'2': 4}"  # the query's own; num_boost_round shows as itself
