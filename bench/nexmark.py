@@ -30,13 +30,17 @@ CORES = 2
 
 
 def statements(name: str) -> tuple[str, str, str]:
-    """The query file's CREATE STREAM, CREATE TABLE and INSERT statements."""
+    """The query file's CREATE STREAM (reading nexmark/*.parquet, which nexmark_gen.py writes,
+    instead of the file's own small sample), CREATE TABLE and INSERT statements."""
     from sqlml.dialect import parse
 
-    create_stream, create_table, insert = (
-        s.text for s in parse((ROOT / "queries" / "nexmark" / f"{name}.sql").read_text())
-    )
-    return create_stream, create_table, insert
+    texts = [s.text for s in parse((ROOT / "queries" / "nexmark" / f"{name}.sql").read_text())]
+
+    def first(head: str) -> str:
+        return next(t for t in texts if t.upper().startswith(head))
+
+    create_stream = first("CREATE OR REPLACE STREAM").replace("'nexmark_sample.parquet'", "'nexmark/*.parquet'")
+    return create_stream, first("CREATE OR REPLACE TABLE"), first("INSERT INTO")
 
 
 def main() -> None:
