@@ -205,6 +205,7 @@ class Session:
         self.engine.params = self.engine.named = None
         if params is None:
             return statements
+        parameters.check_shape(params)
         if len(statements) != 1:
             raise BindError(
                 f"Parameters go with one statement, and this script has {len(statements)}.",

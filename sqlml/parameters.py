@@ -41,12 +41,20 @@ def numbered(text: str) -> str:
     return "".join(out) + text[last:]
 
 
+def check_shape(params: object) -> None:
+    """Parameters are a list (or tuple) of values, or a dict of them by name."""
+    if isinstance(params, Mapping) or (isinstance(params, Sequence) and not isinstance(params, (str, bytes))):
+        return
+    raise BindError(
+        f"Parameters are a list or a dict of values, not {type(params).__name__}.",
+        hint="con.sql('... WHERE day = ?', params=[3]) or params={'day': 3} for $day.",
+    )
+
+
 def values(text: str, params: Parameters) -> dict[str, Any]:
     """The parameters by name (`1`, `2`, ... for positions) for a statement's text."""
     if isinstance(params, Mapping):
         return {str(k): v for k, v in params.items()}
-    if isinstance(params, (str, bytes)):
-        raise BindError("Parameters are a list or a dict, not a string.", hint="con.sql(query, params=[value]).")
     return {str(i): v for i, v in enumerate(params, 1)}
 
 

@@ -188,9 +188,12 @@ class Repl:
         if target is None:
             print(text, end="", flush=True)
             return
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(text)
         self.once = None
+        try:
+            with open(target, "a", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as err:
+            print(f"error: cannot write {target}: {err.strerror or err}")
 
     def render(self, table: pa.Table) -> str:
         if self.mode == "box":
@@ -207,8 +210,11 @@ class Repl:
         handler = self.commands().get(word)
         if handler is None:
             print(f"Unknown meta-command {word}. Type .help for the list.")
-        else:
+            return True
+        try:
             handler(arg)
+        except OSError as err:  # .output, .once: a file that cannot be written
+            print(f"error: cannot write {err.filename or arg}: {err.strerror or err}")
         return True
 
     def commands(self) -> dict[str, Callable[[str], None]]:
@@ -267,9 +273,9 @@ class Repl:
         self.run(script, source=arg)
 
     def set_output(self, arg: str) -> None:
-        self.output = arg or None
         if arg:
-            Path(arg).write_text("")
+            Path(arg).write_text("")  # a file that cannot be written leaves the output where it was
+        self.output = arg or None
 
     def set_once(self, arg: str) -> None:
         if not arg:

@@ -179,3 +179,9 @@ def test_a_training_querys_parameter_values_are_kept_with_its_text(days):
     described = {n: v for s, n, v in days.sql("DESCRIBE MODEL m").fetchall() if s == "model"}
     assert described["training_sql"] == "SELECT y, x FROM days WHERE day > $2"
     assert described["parameters"] == "{'2': 4}"  # the query's own; num_boost_round shows as itself
+
+
+def test_parameters_of_the_wrong_shape_are_errors(con):
+    for bad in ("abc", 5, None.__class__):
+        with pytest.raises(BindError, match="Parameters are a list or a dict"):
+            con.sql("SELECT ?", params=bad)

@@ -211,3 +211,9 @@ def test_streams_in_the_repl(term, tmp_path):
     )
     assert "2025-01-01 00:01:00" in out
     assert "cannot use an aggregate" in term.run("SELECT count(*) FROM ev;")
+
+
+def test_a_file_that_cannot_be_written_is_an_error_not_an_exit(term, tmp_path):
+    out = term.run(f".output {tmp_path}/no/such/dir/out.txt")
+    assert "error: cannot write" in out
+    assert "still_here" in term.run("SELECT 7 AS still_here;")
