@@ -27,14 +27,14 @@ class QuerySource(exp.Expression):
 
 
 class Train(exp.Expression):
-    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer LABEL col [GROUP col] [WEIGHT col] [TEXT (col, ...)]
+    """`TRAIN MODEL [IF NOT EXISTS] name USING trainer [LABEL col] [GROUP col] [WEIGHT col] [TEXT (col, ...)]
     [FEATURES (...) | EXCLUDE (...)] [WITH (...)] AS query`."""
 
     arg_types = {
         "this": True,
         "exists": False,
         "trainer": True,
-        "label": True,
+        "label": False,
         "group": False,
         "weight": False,
         "text": False,
@@ -73,6 +73,12 @@ class DropModel(exp.Expression):
     """`DROP MODEL [IF EXISTS] name [VERSION n]`."""
 
     arg_types = {"this": True, "exists": False}
+
+
+class ImportModel(exp.Expression):
+    """`IMPORT MODEL [IF NOT EXISTS] name FROM 'path.onnx' [WITH (...)]`: an ONNX model trained elsewhere."""
+
+    arg_types = {"this": True, "path": True, "params": False, "exists": False}
 
 
 class Predict(exp.Expression):
@@ -133,4 +139,4 @@ class DropStream(exp.Expression):
     arg_types = {"this": True, "exists": False}
 
 
-STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel)
+STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel, ImportModel)

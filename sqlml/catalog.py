@@ -1,6 +1,6 @@
-"""The model catalog: a folder of `<model>/<version>/{model.txt, meta.json}`.
+"""The model catalog: a folder of `<model>/<version>/{model.txt | model.onnx, meta.json}`.
 
-LightGBM's own text format plus JSON metadata; never pickle. A version appears by renaming
+LightGBM's own text format or ONNX, plus JSON metadata; never pickle. A version appears by renaming
 a complete temporary folder into place, so readers never see half a model and a failed
 TRAIN leaves nothing behind. Two writers racing for one version number both succeed: the
 loser of the rename takes the next number.
@@ -45,25 +45,36 @@ class ModelVersion:
     path: Path
     meta: dict[str, Any]
 
-    def model_text(self) -> str:
-        """The model file's text, checked against the checksum saved beside it: an edited or
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.meta.get("model_file", MODEL_FILE)
+
+    def model_data(self) -> bytes:
+        """The model file's bytes, checked against the checksum saved beside it: an edited or
         truncated file is a CatalogError, never handed to LightGBM (which may abort on it)."""
-        path = self.path / MODEL_FILE
+        path = self.model_path
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise CatalogError(f"Cannot read model file {path}: {getattr(err, 'strerror', None) or err}.") from err
+            data = path.read_bytes()
+        except OSError as err:
+            raise CatalogError(f"Cannot read model file {path}: {err.strerror or err}.") from err
         expected = self.meta.get("model_sha256")
-        if expected is not None and checksum(text) != expected:
+        if expected is not None and checksum(data) != expected:
             raise CatalogError(
                 f"Model file {path} was changed or truncated after it was saved (its checksum differs).",
                 hint=f"Restore it, or DROP MODEL {self.name} VERSION {self.version} and train it again.",
             )
-        return text
+        return data
+
+    def model_text(self) -> str:
+        """The model file as text (LightGBM's format)."""
+        try:
+            return self.model_data().decode()
+        except UnicodeDecodeError as err:
+            raise CatalogError(f"Model file {self.model_path} is not text: {err}.") from err
 
 
-def checksum(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def checksum(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
 def write_error(path: Path, err: OSError) -> CatalogError:
@@ -164,8 +175,9 @@ class Catalog:
             )
         return meta
 
-    def save(self, name: str, model_text: str, meta: dict[str, Any]) -> ModelVersion:
-        """Store a new version atomically and return it; `meta['version']` is set here."""
+    def save(self, name: str, model: str | bytes, meta: dict[str, Any], file: str = MODEL_FILE) -> ModelVersion:
+        """Store a new version atomically and return it; `meta['version']` is set here. The
+        model is text (LightGBM's) or bytes (ONNX), written to `file` in the version's folder."""
         name = check_name(name)
         folder = self.root / name
         try:
@@ -175,10 +187,11 @@ class Catalog:
         except OSError as err:
             raise write_error(folder, err) from err
         try:
-            (tmp / MODEL_FILE).write_text(model_text)
+            data = model.encode() if isinstance(model, str) else model
+            (tmp / file).write_bytes(data)
             version = self._last_number(name) + 1
             while True:
-                meta = {**meta, "name": name, "version": version, "model_sha256": checksum(model_text)}
+                meta = {**meta, "name": name, "version": version, "model_file": file, "model_sha256": checksum(data)}
                 (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
                 target = folder / str(version)
                 try:

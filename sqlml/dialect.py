@@ -27,7 +27,7 @@ KEYWORDS = (
     "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "WEIGHT", "TEXT", "FEATURES",
     "EXCLUDE", "WITH", "AS", "VERSION", "ON", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "DROP",
     "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS", "METRICS",
-    "FEATURE_RANKING",
+    "FEATURE_RANKING", "IMPORT",
 )  # fmt: skip
 
 WINDOW_KINDS = {"TUMBLE": ("size",), "HOP": ("slide", "size"), "CUMULATE": ("step", "max_size"), "SESSION": ("gap",)}
@@ -41,6 +41,7 @@ _HEADS = {
     ("EXPLAIN", "MODEL"): "_parse_explain_model",
     ("DROP", "MODEL"): "_parse_drop_model",
     ("DROP", "STREAM"): "_parse_drop_stream",
+    ("IMPORT", "MODEL"): "_parse_import_model",
 }
 
 
@@ -163,9 +164,9 @@ class Sqlml(DuckDB):
             name = self._name("a model name after TRAIN MODEL")
             self._expect("USING", "and a trainer after the model name")
             trainer = self._name("a trainer name after USING (e.g. lightgbm_classifier)")
-            self._expect("LABEL", "and the label column after the trainer")
-            label = self._name("the label column after LABEL")
-            node = ast.Train(this=name, exists=exists, trainer=trainer, label=label)
+            node = ast.Train(this=name, exists=exists, trainer=trainer)
+            if self._match_text_seq("LABEL"):
+                node.set("label", self._name("the label column after LABEL"))
             if self._match_text_seq("GROUP"):
                 node.set("group", self._name("the group column after GROUP"))
             if self._match_text_seq("WEIGHT"):
@@ -180,7 +181,7 @@ class Sqlml(DuckDB):
                 node.set("params", self._parse_wrapped_csv(self._param))
             if not self._match(TokenType.ALIAS):
                 found = self._curr.text if self._curr else "the end of the statement"
-                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "GROUP", "WEIGHT", "TEXT"]
+                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "LABEL", "GROUP", "WEIGHT", "TEXT"]
                 self._fail(
                     f"Expected AS SELECT ... to end TRAIN MODEL, found '{found}'",
                     did_you_mean(found.upper(), expected) or "TRAIN MODEL ... AS SELECT ...",
@@ -241,6 +242,21 @@ class Sqlml(DuckDB):
             node.set("columns", columns)
             if self._match(TokenType.WITH):
                 node.set("options", self._parse_wrapped_csv(self._param))
+            return node
+
+        def _parse_import_model(self) -> ast.ImportModel:
+            exists = self._exists(("IF", "NOT", "EXISTS"))
+            name = self._name("a model name after IMPORT MODEL")
+            self._expect("FROM", "and the model file after the model name")
+            token = self._curr
+            path = self._parse_primary()
+            if not isinstance(path, exp.Literal) or not path.is_string or token is None:
+                self._fail("Expected the model file as a string after FROM", "IMPORT MODEL m FROM 'model.onnx'")
+            else:
+                path.meta.update(start=token.start, end=token.end)
+            node = ast.ImportModel(this=name, path=path, exists=exists)
+            if self._match(TokenType.WITH):
+                node.set("params", self._parse_wrapped_csv(self._param))
             return node
 
         def _parse_drop_stream(self) -> ast.DropStream:
@@ -362,6 +378,7 @@ class Sqlml(DuckDB):
                 f"EVALUATE {self.sql(e, 'this')}" + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else "")
             ),
             ast.ShowModels: lambda self, e: "SHOW MODELS",
+            ast.ImportModel: lambda self, e: _import_sql(self, e),
             ast.DropStream: lambda self, e: (
                 "DROP STREAM " + ("IF EXISTS " if e.args.get("exists") else "") + self.sql(e, "this")
             ),
@@ -378,8 +395,8 @@ class Sqlml(DuckDB):
 
 def _train_sql(gen: Any, e: ast.Train) -> str:
     parts = ["TRAIN MODEL", "IF NOT EXISTS" if e.args.get("exists") else "", gen.sql(e, "this")]
-    parts += ["USING", gen.sql(e, "trainer"), "LABEL", gen.sql(e, "label")]
-    for key in ("group", "weight"):
+    parts += ["USING", gen.sql(e, "trainer")]
+    for key in ("label", "group", "weight"):
         if e.args.get(key):
             parts += [key.upper(), gen.sql(e, key)]
     for key in ("text", "features", "exclude"):
@@ -390,6 +407,17 @@ def _train_sql(gen: Any, e: ast.Train) -> str:
         parts += ["WITH", f"({params})"]
     parts += ["AS", e.args["source"].args["text"]]
     return " ".join(p for p in parts if p)
+
+
+def _with_sql(gen: Any, params: list[exp.Expr] | None) -> str:
+    if not params:
+        return ""
+    return " WITH (" + ", ".join(p.this.sql() + " = " + gen.sql(p, "expression") for p in params) + ")"
+
+
+def _import_sql(gen: Any, e: ast.ImportModel) -> str:
+    exists = "IF NOT EXISTS " if e.args.get("exists") else ""
+    return f"IMPORT MODEL {exists}{gen.sql(e, 'this')} FROM {gen.sql(e, 'path')}" + _with_sql(gen, e.args.get("params"))
 
 
 def _create_stream_sql(gen: Any, e: ast.CreateStream) -> str:

@@ -27,7 +27,9 @@ from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement
 from sqlml.errors import BindError, CatalogError, ExecutionError, Span, SqlmlError, SqlmlSyntaxError, did_you_mean
 from sqlml.features import FeatureSpec
+from sqlml.importing import MODEL_FILE, ImportModelPlan
 from sqlml.models.base import Progress as TrainProgress
+from sqlml.models.base import TreeModel
 from sqlml.stream.runner import Progress, Runner, Sink, StreamJob
 from sqlml.stream.source import PythonSource
 from sqlml.stream.streams import StreamRegistry
@@ -159,6 +161,7 @@ class Engine:
             plan.DescribeModelPlan: self.describe_model,
             plan.ExplainModelPlan: self.explain_model,
             plan.DropModelPlan: self.drop_model,
+            ImportModelPlan: self.import_model,
             plan.CreateStreamPlan: self.create_stream,
             plan.DropStreamPlan: self.drop_stream,
             plan.StreamPlan: self.run_stream,
@@ -360,7 +363,8 @@ class Engine:
         rows += [("metric", k, repr(v)) for k, v in meta["metrics"].items()]
         for key in ("trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
-                    "early_stopping_rounds", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
+                    "early_stopping_rounds", "components", "explained_variance_ratio", "clusters", "iterations",
+                    "embedding", "image_shape", "source", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
         serving = self.catalog.serving(p.model.name)
@@ -390,6 +394,11 @@ class Engine:
     def explain_model(self, p: plan.ExplainModelPlan) -> Output:
         """Gain and splits per input, and per column (the sum of its inputs) for vectors and text."""
         model, specs = scoring.load(p.model)
+        if not isinstance(model, TreeModel):
+            raise ExecutionError(
+                f"EXPLAIN MODEL reads the splits of trees; '{p.model.name}' is a {p.model.meta['trainer']} model.",
+                hint="DESCRIBE MODEL shows what it learnt; EVALUATE measures it.",
+            )
         _, gain, splits = model.importance()
         names = [n for s in specs for n in s.inputs()]
         columns = [s.name for s in specs for _ in s.inputs()]
@@ -492,6 +501,17 @@ class Engine:
              "training_failures": [learner.failures], "serving_version": pa.array([serving.version if serving else None], pa.int64()),
              "events": [done.events], "late": [done.late]}
         )  # fmt: skip
+
+    def import_model(self, p: ImportModelPlan) -> Output:
+        if p.exists and self.catalog.versions(p.name):
+            return status(f"Model '{p.name}' exists; nothing imported (IF NOT EXISTS).")
+        if self.catalog.versions(p.name) and self.catalog.get(p.name).meta["task"] != p.meta["task"]:
+            raise ExecutionError(
+                f"Model '{p.name}' is a {self.catalog.get(p.name).meta['task']} model; the import is {p.meta['task']}.",
+                hint="Import it under another name.",
+            )
+        version = self.catalog.save(p.name, p.data, p.meta, MODEL_FILE)
+        return status(f"Imported model '{p.name}' version {version.version} from {p.meta['source']}.")
 
     def drop_model(self, p: plan.DropModelPlan) -> Output:
         if not self.catalog.versions(p.name):

@@ -82,5 +82,6 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     >>> did_you_mean("churnn", ["churn", "sales"])
     "Did you mean 'churn'?"
     """
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f"Did you mean '{close[0]}'?" if close else None
+    spelled = {c.lower(): c for c in choices}  # compared without case, shown as spelled
+    close = difflib.get_close_matches(name.lower(), list(spelled), n=1, cutoff=0.6)
+    return f"Did you mean '{spelled[close[0]]}'?" if close else None

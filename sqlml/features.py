@@ -142,7 +142,7 @@ _ARROW_TYPES = {
 }
 
 
-def model_columns(specs: list[FeatureSpec], label: str, label_type: str, group: str | None = None,
+def model_columns(specs: list[FeatureSpec], label: str | None, label_type: str | None, group: str | None = None,
                   weight: str | None = None) -> list[Column]:  # fmt: skip
     """The columns fetched to train or evaluate: features as their `fetch_type` (a FLOAT or
     DOUBLE vector as it is), the label (an ENUM label as the VARCHAR its model stores),
@@ -150,7 +150,8 @@ def model_columns(specs: list[FeatureSpec], label: str, label_type: str, group: 
     columns: list[Column] = [
         (s.name, s.name, None if s.kind == "vector" and _FLOAT_VECTOR.match(s.type) else s.fetch_type) for s in specs
     ]
-    columns.append((LABEL, label, "VARCHAR" if label_type == "VARCHAR" else None))
+    if label is not None:  # None: a model that learns without a label (clustering, decomposition)
+        columns.append((LABEL, label, "VARCHAR" if label_type == "VARCHAR" else None))
     if group:
         columns.append((GROUP, group, None))
     if weight:

@@ -154,6 +154,41 @@ def ndcg(k: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
     return compute
 
 
+# Unsupervised metrics take the inputs as the model sees them (`x`: imputed, standardised,
+# one-hot) in place of a label. Clustering's score is (cluster from 1, distance to its centre).
+SILHOUETTE_SAMPLE = 10_000
+
+
+def inertia(x: np.ndarray, score: np.ndarray) -> float:
+    """Sum of squared distances to the nearest centre (scikit-learn's KMeans.inertia_)."""
+    return float(np.sum(score[:, 1] ** 2))
+
+
+def davies_bouldin(x: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import davies_bouldin_score
+
+    labels = score[:, 0].astype(np.int64)
+    return float(davies_bouldin_score(x, labels)) if 1 < len(np.unique(labels)) < len(labels) else float("nan")
+
+
+def silhouette(x: np.ndarray, score: np.ndarray) -> float:
+    """Mean silhouette on a fixed sample of at most 10,000 rows (it is quadratic in rows)."""
+    from sklearn.metrics import silhouette_score
+
+    labels = score[:, 0].astype(np.int64)
+    if not 1 < len(np.unique(labels)) < len(labels):
+        return float("nan")
+    sample = SILHOUETTE_SAMPLE if len(labels) > SILHOUETTE_SAMPLE else None
+    return float(silhouette_score(x, labels, sample_size=sample, random_state=0))
+
+
+def explained_variance(x: np.ndarray, components: np.ndarray) -> float:
+    """The share of the inputs' variance the components keep (PCA's summed
+    explained_variance_ratio_ on the training rows)."""
+    total = float(np.var(x, axis=0, ddof=1).sum())
+    return float(np.var(components, axis=0, ddof=1).sum() / total) if total > 0 else float("nan")
+
+
 _ALL = [
     Metric("auc", ("binary",), True, auc),
     Metric("logloss", ("binary",), False, binary_logloss),
@@ -170,9 +205,16 @@ _ALL = [
     Metric("ndcg_at_1", ("ranking",), True, ndcg(1)),
     Metric("ndcg_at_5", ("ranking",), True, ndcg(5)),
     Metric("ndcg_at_10", ("ranking",), True, ndcg(10)),
+    Metric("inertia", ("clustering",), False, inertia),
+    Metric("davies_bouldin", ("clustering",), False, davies_bouldin),
+    Metric("silhouette", ("clustering",), True, silhouette),
+    Metric("explained_variance", ("decomposition",), True, explained_variance),
 ]
 METRICS = {m.name: m for m in _ALL if m.tasks == ("binary",)}
-HEADLINE = {"binary": "auc", "multiclass": "macro_f1", "regression": "rmse", "ranking": "ndcg_at_10"}
+HEADLINE = {
+    "binary": "auc", "multiclass": "macro_f1", "regression": "rmse", "ranking": "ndcg_at_10",
+    "clustering": "davies_bouldin", "decomposition": "explained_variance",
+}  # fmt: skip
 
 
 def headline(task: str) -> Metric:

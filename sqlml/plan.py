@@ -20,13 +20,16 @@ from sqlml import ast, models, text
 from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement, reparse
 from sqlml.errors import BindError, SqlmlError, UnknownModelError, did_you_mean
-from sqlml.features import FeatureSpec, kind_of, quote, vector_size
+from sqlml.features import FeatureSpec, kind_of, vector_size
+from sqlml.importing import ImportModelPlan, bind_import
 from sqlml.literals import interval_us, literal
-from sqlml.metrics import for_task as metrics_for_task
+from sqlml.models.base import UNSUPERVISED
+from sqlml.models.onnx import IMPORTED
 from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
 from sqlml.stream.runner import StreamJob
 from sqlml.stream.streams import StreamDef, StreamRegistry
 from sqlml.stream.window import WindowSpec, window_sql
+from sqlml.table_sql import ctes_in_scope, metrics_log_sql, predict_sql, ranking_sql
 from sqlml.train_options import CHOICES, CONTINUOUS, OPTIONS, TEXT, ContinuousOptions, TrainOptions, check
 
 Describe = Callable[[str], list[tuple[str, Any]]]
@@ -58,8 +61,8 @@ class PredictCall:
 class TrainPlan:
     name: str
     trainer: models.Trainer
-    label: str
-    label_type: str
+    label: str | None  # None: a trainer that learns without one (kmeans, pca)
+    label_type: str | None
     group: str | None
     weight: str | None
     features: tuple[FeatureSpec, ...]
@@ -156,6 +159,7 @@ Plan = (
     | DescribeModelPlan
     | ExplainModelPlan
     | DropModelPlan
+    | ImportModelPlan
 )
 
 
@@ -276,7 +280,7 @@ class Binder:
         meta = model.meta
         lower = {c.lower() for c in columns}
         needed = [f["name"] for f in meta["features"]]
-        if with_label:
+        if with_label and meta.get("label"):
             needed += [meta["label"]] + ([meta["group"]] if meta.get("group") else [])
         missing = [name for name in needed if name.lower() not in lower]
         if missing:
@@ -369,149 +373,6 @@ class Binder:
         node.set("rewrite", sql)
 
 
-def metrics_log_columns(task: str) -> list[tuple[str, str]]:
-    """The columns of METRICS(MODEL m) for a task, in order."""
-    names = [("window_start", "TIMESTAMP"), ("window_end", "TIMESTAMP"), ("version", "BIGINT"), ("role", "VARCHAR"),
-             ("rows", "BIGINT"), ("rows_unscored", "BIGINT")]  # fmt: skip
-    names += [(m.name, "DOUBLE") for m in metrics_for_task(task)]
-    return [*names, ("error", "VARCHAR"), ("created_at", "TIMESTAMP")]
-
-
-def metrics_log_sql(catalog: Catalog, model: ModelVersion) -> str:
-    """A query over the model's metrics log (JSON lines), in window order."""
-    columns = metrics_log_columns(model.meta["task"])
-    path = catalog.metrics_path(model.name)
-    if not path.exists():
-        return "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in columns) + " WHERE false"
-    spec = "{" + ", ".join(f"{n}: '{t}'" for n, t in columns) + "}"
-    where = str(path).replace("'", "''")
-    names = ", ".join(n for n, _ in columns)
-    # a restarted run may log a window again: the latest row per (window, role, version) stands
-    return (
-        f"SELECT {names} FROM read_json('{where}', format = 'newline_delimited', columns = {spec}) "
-        "QUALIFY row_number() OVER (PARTITION BY window_start, window_end, role, version, "
-        "CASE WHEN role = 'evaluate' THEN created_at END ORDER BY created_at DESC) = 1 "
-        "ORDER BY window_end NULLS LAST, created_at"
-    )
-
-
-RANKING_COLUMNS = (("feature", "VARCHAR"), ("column", "VARCHAR"), ("method", "VARCHAR"), ("score", "DOUBLE"),
-                   ("rank", "BIGINT"), ("kept", "BOOLEAN"))  # fmt: skip
-
-
-def ranking_sql(model: ModelVersion) -> str:
-    """FEATURE_RANKING(MODEL m): every input ranked by the TRAIN's feature_selection, best
-    first; a model without it lists its text buckets ranked by the text featurizer's test
-    (the kept ones only: the others were never stored). Scores are the method's own
-    (chi2, F, or LightGBM gain)."""
-    meta = model.meta
-    rows: list[tuple[Any, ...]] = []
-    selected = meta.get("selection")
-    if selected:
-        rows = [(r["feature"], r["column"], selected["method"], r["score"], r["rank"], r["kept"])
-                for r in selected["ranking"]]  # fmt: skip
-    else:
-        for spec in (FeatureSpec(**f) for f in meta["features"]):
-            if spec.kind == "text" and spec.text:
-                rows += [
-                    (n, spec.name, spec.text["method"], score, 0, True)
-                    for n, score in zip(spec.inputs(), spec.text["scores"])
-                ]
-        order = sorted(range(len(rows)), key=lambda i: -(rows[i][3] if rows[i][3] is not None else -1.0))
-        rows = [(*rows[i][:4], rank, True) for rank, i in enumerate(order, 1)]
-    typed = ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in RANKING_COLUMNS)
-    if not rows:
-        return f"SELECT {typed} WHERE false"
-    values = ", ".join("(" + ", ".join("NULL" if v is None else sql_literal(v) for v in row) + ")" for row in rows)
-    names = ", ".join(quote(n) for n, _ in RANKING_COLUMNS)
-    casts = ", ".join(f"CAST({quote(n)} AS {t}) AS {quote(n)}" for n, t in RANKING_COLUMNS)
-    return f'SELECT {casts} FROM (VALUES {values}) AS __sqlml_ranking({names}) ORDER BY "rank"'
-
-
-def ctes_in_scope(node: exp.Expr) -> str:
-    """The WITH clause of every query around `node`, outermost first, as one clause."""
-    ctes: list[exp.Expr] = []
-    parent = node.parent
-    while parent is not None:
-        with_ = parent.args.get("with_")
-        if isinstance(with_, exp.With):
-            ctes = list(with_.expressions) + ctes
-        parent = parent.parent
-    return exp.With(expressions=ctes).sql(dialect=Sqlml) if ctes else ""
-
-
-def sql_literal(value: Any) -> str:
-    """A Python label value as a DuckDB literal."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def output_columns(meta: dict[str, Any], score: str) -> list[str]:
-    """PREDICT's output columns as SQL over the scoring function's result `score`.
-
-    Classes are attached here, in SQL, so DuckDB computes only the columns a query uses.
-    """
-    if meta["task"] not in ("binary", "multiclass"):
-        return [f"{score} AS prediction"]
-    label_type = meta["label_type"]
-    classes = f"[{', '.join(sql_literal(c) for c in meta['classes'])}]::{label_type}[]"
-    if meta["task"] == "binary":
-        first, second = (sql_literal(c) for c in meta["classes"])
-        return [
-            f"CAST(CASE WHEN {score} > 0.5 THEN {second} ELSE {first} END AS {label_type}) AS prediction",
-            f"{score} AS probability",
-            f"MAP({classes}, [1 - {score}, {score}]) AS probabilities",
-        ]
-    return [
-        f"list_extract({classes}, list_position({score}, list_max({score}))) AS prediction",
-        f"list_max({score}) AS probability",
-        f"MAP({classes}, {score}) AS probabilities",
-    ]
-
-
-OUTPUTS = ("prediction", "probability", "probabilities", "model_version")
-
-
-def predict_sql(
-    udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None
-) -> tuple[str, str, str]:
-    """The subquery a PREDICT call becomes: input columns plus the model's output columns,
-    which replace input columns of the same names (a table of earlier scores, say).
-    Also returns the scoring call and a typed NULL of its result type, to describe the query
-    before the function exists.
-
-    With `time` (a stream's event time), the function also takes each event's time and returns
-    a STRUCT(score, version): the version that was serving at that time scores it.
-    """
-    args = ", ".join(
-        f"{quote(f['name'])} := CAST({quote(f['name'])} AS {FeatureSpec(**f).fetch_type})"
-        for f in model.meta["features"]
-    )
-    call = f"{udf}(struct_pack({args}))"
-    score, version, result_type = '"__sqlml_score"', str(model.version), output_type(model.meta)
-    if time is not None:
-        call = f"{udf}(struct_pack({args}), epoch_us({quote(time)}))"
-        score, version = '"__sqlml_score".score', '"__sqlml_score".version'
-        result_type = f"STRUCT(score {result_type}, version BIGINT)"
-    outputs = ", ".join(output_columns(model.meta, score))
-    replaced = [quote(c) for c in inputs if c.lower() in OUTPUTS]
-    source = f"SELECT * EXCLUDE ({', '.join(replaced)}) FROM ({source_sql})" if replaced else source_sql
-    sql = (
-        f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {version} AS model_version '
-        f'FROM (SELECT *, {call} AS "__sqlml_score" FROM ({source}) AS __sqlml_input))'
-    )
-    return sql, call, f"CAST(NULL AS {result_type})"
-
-
-def output_type(meta: dict[str, Any]) -> str:
-    """The DuckDB type of the scoring function's result: the raw score, or for a multiclass
-    model the list of class probabilities. Classes are attached in SQL (see output_columns)."""
-    return "DOUBLE[]" if meta["task"] == "multiclass" else "DOUBLE"
-
-
 def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> TrainOptions:
     for key, (value, node) in raw.items():
         wanted = check(key, value)
@@ -572,6 +433,9 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
             trainer_ident,
             did_you_mean(trainer_ident.name.lower(), models.names()) or f"Trainers: {', '.join(models.names())}.",
         )
+    missing = getattr(trainer, "missing", lambda: None)()
+    if missing:
+        raise binder.error(missing, trainer_ident, "Install the extra, then run the statement again.")
     raw_options: dict[str, tuple[Any, exp.Expr]] = {}
     params: dict[str, Any] = {}
     spelled: dict[str, str] = {}  # canonical name -> how the statement spelled it
@@ -602,6 +466,7 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         else:
             params[canonical] = value
     options = _train_options(binder, raw_options)
+    _check_family(binder, node, trainer, raw_options)
 
     source = node.args["source"]
     job = None
@@ -612,7 +477,8 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
     else:
         binder.refuse_streams(source.this, source.this)
         query, columns = binder.query(source, source.this)
-    label = binder.column(node.args["label"], columns, "label")
+    label_node = node.args.get("label")
+    label = binder.column(label_node, columns, "label") if label_node is not None else None
     group = None
     if node.args.get("group") is not None:
         group = binder.column(node.args["group"], columns, "group")
@@ -677,21 +543,21 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
     widths = [len(f.inputs()) if f.kind != "text" else f.text["text_features"] for f in features]  # type: ignore[index]
     known = None if any(f.kind == "vector" and not f.size for f in features) else sum(widths)
     selection = _selection(binder, raw_options, known, trainer.task)
-    label_type = columns[label]
+    label_type = columns[label] if label is not None else None
     type_id = getattr(label_type, "id", str(label_type).lower())
     if trainer.task == "classification" and type_id not in _CLASS_LABEL_TYPES:
         raise binder.error(
             f"Label '{label}' has type {label_type}; a classifier needs BOOLEAN, an integer or VARCHAR.",
-            node.args["label"],
+            label_node,
             "Use lightgbm_regressor for numeric targets, or cast the label.",
         )
-    if trainer.task != "classification" and kind_of(label_type) != "numeric":
-        raise binder.error(f"Label '{label}' has type {label_type}; {trainer.name} needs a number.", node.args["label"])
+    if trainer.task in ("regression", "ranking") and kind_of(label_type) != "numeric":
+        raise binder.error(f"Label '{label}' has type {label_type}; {trainer.name} needs a number.", label_node)
     plan = TrainPlan(
         name=name,
         trainer=trainer,
         label=label,
-        label_type="VARCHAR" if type_id == "enum" else str(label_type),
+        label_type=None if label_type is None else "VARCHAR" if type_id == "enum" else str(label_type),
         group=group,
         weight=weight,
         features=tuple(features),
@@ -709,6 +575,54 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
             "A continuous TRAIN cannot use early_stopping_rounds: each window trains on all its rows.", node.this
         )
     return ContinuousTrainPlan(plan, job, continuous)
+
+
+def _check_family(
+    binder: Binder, node: ast.Train, trainer: models.Trainer, raw: dict[str, tuple[Any, exp.Expr]]
+) -> None:
+    """Refuse what the trainer's family cannot do: a label for kmeans and pca (and none for
+    the others), boosting rounds, free text or feature selection where they do not apply,
+    and training a model that holds an imported one."""
+    label, trainer_ident = node.args.get("label"), node.args["trainer"]
+    if trainer.task in UNSUPERVISED and label is not None:
+        raise binder.error(
+            f"{trainer.name} learns without a label.", label, f"Drop LABEL {label.name}: every column is a feature."
+        )
+    if trainer.task not in UNSUPERVISED and label is None:
+        raise binder.error(
+            f"{trainer.name} needs a label.", trainer_ident, f"Name it after the trainer: USING {trainer.name} LABEL y."
+        )
+    if not trainer.boosting:
+        rounds = [k for k in ("num_boost_round", "early_stopping_rounds", "rounds_per_window") if k in raw]
+        if rounds:
+            raise binder.error(
+                f"{trainer.name} does not train in rounds; {rounds[0]} is for the lightgbm_* and random_forest_* trainers.",
+                raw[rounds[0]][1], "Leave it out.",
+            )  # fmt: skip
+        if "update" in raw and raw["update"][0] == "continue":
+            raise binder.error(
+                f"{trainer.name} cannot continue a model; update = 'continue' is for boosted trees.",
+                raw["update"][1], "Use update = 'retrain'.",
+            )  # fmt: skip
+        if node.args.get("text"):
+            raise binder.error(
+                f"{trainer.name} does not take free text; TEXT (...) is for the lightgbm_* and random_forest_* trainers.",
+                node.args["text"][0], "Use lightgbm_classifier, or turn the text into numbers or a vector first.",
+            )  # fmt: skip
+    if trainer.task in UNSUPERVISED and "max_features" in raw:
+        raise binder.error(
+            f"{trainer.name} has no label to rank features by.", raw["max_features"][1],
+            "Choose the columns with FEATURES (...), or reduce them with pca.",
+        )  # fmt: skip
+    try:
+        existing = binder.catalog.get(node.this.name) if binder.catalog.versions(node.this.name) else None
+    except SqlmlError:
+        existing = None
+    if existing is not None and existing.meta.get("trainer") == IMPORTED:
+        raise binder.error(
+            f"Model '{existing.name}' holds an imported ONNX model, which sqlml cannot train.", node.this,
+            f"Train under another name, or DROP MODEL {existing.name} first.",
+        )  # fmt: skip
 
 
 def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
@@ -757,6 +671,8 @@ def bind(
                     )  # fmt: skip
     if isinstance(node, ast.Train):
         return bind_train(binder, node)
+    if isinstance(node, ast.ImportModel):
+        return bind_import(binder, node)
     if isinstance(node, ast.Evaluate):
         model = binder.model(node.this)
         source = None

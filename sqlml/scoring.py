@@ -19,7 +19,8 @@ from sqlml.catalog import ModelVersion
 from sqlml.errors import CatalogError, ExecutionError, SqlmlError
 from sqlml.features import FeatureSpec, quote
 from sqlml.models import Model
-from sqlml.plan import output_type
+from sqlml.models import onnx as onnx_models
+from sqlml.table_sql import output_type, score_width
 
 _LOADED: dict[tuple[str, str], tuple[Model, list[FeatureSpec]]] = {}
 _FAILED: list[SqlmlError] = []  # the last error a scoring function raised inside DuckDB
@@ -55,24 +56,24 @@ def load(model: ModelVersion) -> tuple[Model, list[FeatureSpec]]:
     key = _key(model)
     if key in _LOADED:
         return _LOADED[key]
-    trainer = models.get(model.meta["trainer"])
-    if trainer is None:
-        raise ExecutionError(
-            f"Model '{model.name}' was trained with '{model.meta['trainer']}', which is not installed."
-        )
+    name = model.meta["trainer"]
+    trainer = models.get(name)
+    if trainer is None and name != onnx_models.IMPORTED:
+        raise ExecutionError(f"Model '{model.name}' was trained with '{name}', which is not installed.")
     specs = [FeatureSpec(**f) for f in model.meta["features"]]
     broken = f"Model '{model.name}' version {model.version} is broken"
     hint = f"Restore its files, or DROP MODEL {model.name} VERSION {model.version} and train it again."
     try:
-        loaded = trainer.load(model.model_text())
+        data = model.model_data()
+        loaded = trainer.load(data, model.meta) if trainer is not None else onnx_models.load(data, model.meta)
     except ValueError as err:
-        raise CatalogError(f"{broken}: {model.path / 'model.txt'} is not a whole model ({err}).", hint=hint) from err
-    names = loaded.importance()[0]
+        raise CatalogError(f"{broken}: {model.model_path} is not a whole model ({err}).", hint=hint) from err
+    names = loaded.input_names()
     inputs = features.lightgbm_names([n for s in specs for n in s.inputs()])
-    if names != inputs:
-        shown = names if len(names) < 20 else f"{len(names)} inputs"
+    if names is not None and names != inputs or names is None and loaded.width != len(inputs):
+        found = names if names is not None and len(names) < 20 else f"{loaded.width} inputs"
         raise CatalogError(
-            f"{broken}: its model file has features {shown}, its metadata {inputs if len(inputs) < 20 else len(inputs)}.",
+            f"{broken}: its model file has features {found}, its metadata {inputs if len(inputs) < 20 else len(inputs)}.",
             hint=hint,
         )
     if len(_LOADED) >= 64:
@@ -89,12 +90,13 @@ def input_type(specs: list[FeatureSpec]) -> str:
 def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Array], str, str]:
     """The UDF for PREDICT: (function, input STRUCT type, output type)."""
     model, specs = load(model_version)
+    embedding = bool(model_version.meta.get("embedding"))
 
     def score(struct: pa.StructArray | pa.ChunkedArray) -> pa.Array:
         if isinstance(struct, pa.ChunkedArray):
             struct = struct.combine_chunks()
         matrix, _ = features.design(struct.flatten(), specs, len(struct))
-        out = model.predict(matrix, threads=1)
+        out = scores(model, matrix, embedding)
         if out.ndim == 2:
             rows, k = out.shape
             return pa.ListArray.from_arrays(
@@ -103,6 +105,13 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
         return pa.array(out)
 
     return reported(score), input_type(specs), output_type(model_version.meta)
+
+
+def scores(model: Model, matrix: Any, embedding: bool = False) -> np.ndarray:
+    """The model's scores for PREDICT (one thread), with its embedding after them when asked."""
+    if embedding:
+        return model.predict(matrix, threads=1, embedding=True)  # type: ignore[call-arg]
+    return model.predict(matrix, threads=1)
 
 
 def point_in_time_function(
@@ -124,7 +133,8 @@ def point_in_time_function(
         t = times.to_numpy(zero_copy_only=False)
         which = np.searchsorted(starts, t, side="right") - 1  # index into history, -1: none yet
         columns = struct.flatten()
-        k = len(meta["classes"]) if meta["task"] == "multiclass" else 1
+        embedding = bool(meta.get("embedding"))
+        k = score_width(meta) + int(meta.get("embedding") or 0)
         out = np.full((len(t), k), np.nan)
         version_of = np.full(len(t), -1, dtype=np.int64)
         for index in np.unique(which[which >= 0]):
@@ -134,15 +144,15 @@ def point_in_time_function(
             model, specs = loaded[version]
             rows = np.flatnonzero(which == index)
             matrix, _ = features.design([c.take(pa.array(rows)) for c in columns], specs, len(rows))
-            out[rows] = model.predict(matrix, threads=1).reshape(len(rows), k)
+            out[rows] = scores(model, matrix, embedding).reshape(len(rows), k)
             version_of[rows] = version
         missing = version_of < 0
-        if k > 1:
+        if score_type.endswith("[]"):
             offsets = pa.array(np.arange(0, len(t) * k + 1, k, dtype=np.int32))
-            scores: pa.Array = pa.ListArray.from_arrays(offsets, pa.array(out.ravel()), mask=pa.array(missing))
+            result: pa.Array = pa.ListArray.from_arrays(offsets, pa.array(out.ravel()), mask=pa.array(missing))
         else:
-            scores = pa.array(out[:, 0], mask=missing)
-        return pa.StructArray.from_arrays([scores, pa.array(version_of, mask=missing)], names=["score", "version"])
+            result = pa.array(out[:, 0], mask=missing)
+        return pa.StructArray.from_arrays([result, pa.array(version_of, mask=missing)], names=["score", "version"])
 
     return reported(score), [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
 
@@ -175,7 +185,9 @@ def evaluate(
         table = fetch(features.select_sql(columns, str(source_sql)))
     if table.num_rows == 0:
         raise ExecutionError("EVALUATE's ON query returned no rows.")
-    y = features.encode_label(table.column(features.LABEL), meta["label"], meta.get("classes"))
+    y = np.zeros(table.num_rows)
+    if meta.get("label"):
+        y = features.encode_label(table.column(features.LABEL), meta["label"], meta.get("classes"))
     groups = None
     if meta.get("group"):
         groups, order = features.group_sizes(table.column(features.GROUP), meta["group"])
@@ -183,7 +195,5 @@ def evaluate(
             table, y = table.take(pa.array(order)), y[order]
     matrix, unseen = features.design([table.column(s.name) for s in specs], specs, table.num_rows)
     score = model.predict(matrix)
-    if meta.get("classes"):
-        y = y.astype(np.int64)
-    values = metrics.evaluate(meta["task"], y, score, groups)
+    values = metrics.evaluate(meta["task"], models.truth(meta["task"], model, matrix, y), score, groups)
     return {**head, "rows": table.num_rows, **values, "unseen_categories": unseen}

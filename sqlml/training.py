@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sqlml import features, metrics, selection, text
+from sqlml import features, metrics, models, selection, text
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
 from sqlml.models import TrainingData
-from sqlml.models.base import Progress
+from sqlml.models.base import Progress, TreeModel
 from sqlml.plan import TrainPlan
 
 LABEL, GROUP, WEIGHT = features.LABEL, features.GROUP, features.WEIGHT
@@ -51,11 +51,11 @@ def training_query(plan: TrainPlan) -> str:
 
 
 def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
-    """Refuse training data LightGBM would silently mistrain on, with counts: a label that is
-    NaN or infinite, numeric features beyond float32's range (LightGBM's bins are float32),
-    and weights that are missing, negative or infinite."""
+    """Refuse training data a model would silently mistrain on, with counts: a label that is
+    NaN or infinite, numeric features beyond float32's range (LightGBM's bins and ONNX's
+    inputs are float32), and weights that are missing, negative or infinite."""
     bad = int(np.count_nonzero(~np.isfinite(label)))
-    if bad:
+    if bad and plan.label is not None:
         raise ExecutionError(
             f"Label '{plan.label}' is NaN or infinite in {bad} of {len(label)} rows.",
             hint=f"Filter them out (WHERE isfinite({plan.label})) or replace them.",
@@ -138,18 +138,25 @@ def inputs_of(specs: list[features.FeatureSpec], table: pa.Table) -> tuple[Any, 
 
 def _importance(plan: TrainPlan, label: np.ndarray, groups: np.ndarray | None, weight: np.ndarray | None,
                 categorical: list[str], num_classes: int) -> Callable[[Any, list[str]], np.ndarray]:  # fmt: skip
-    """Gain per input in one short LightGBM fit on the training rows (for feature selection)."""
+    """Gain per input in one short LightGBM fit on the training rows (for feature selection);
+    the TRAIN's own trainer and parameters when it is LightGBM's."""
+    trainer, params = plan.trainer, plan.params
+    if not trainer.boosting:  # rank with LightGBM of the same task
+        stand_in = models.get(f"lightgbm_{'classifier' if trainer.task == 'classification' else 'regressor'}")
+        assert stand_in is not None
+        trainer, params = stand_in, {}
 
     def fit(matrix: Any, names: list[str]) -> np.ndarray:
-        params = plan.trainer.params_for(plan.params, num_classes)
-        params.setdefault("num_threads", 1 if len(label) * len(names) < SMALL_DATA else 0)
+        params_ = trainer.params_for(params, num_classes)
+        params_.setdefault("num_threads", 1 if len(label) * len(names) < SMALL_DATA else 0)
         safe = features.lightgbm_names(names)
         if isinstance(matrix, pa.Table):
             matrix = matrix.rename_columns(safe)
         kinds = set(categorical)
         cats = tuple(c for c, n in zip(safe, names) if n in kinds)
         data = TrainingData(matrix, label, groups, cats, weight, tuple(safe))
-        model, _ = plan.trainer.fit(data, None, params, selection.IMPORTANCE_ROUNDS, None, None)
+        model, _ = trainer.fit(data, None, params_, selection.IMPORTANCE_ROUNDS, None, None)
+        assert isinstance(model, TreeModel)
         return model.importance()[1]
 
     return fit
@@ -217,9 +224,14 @@ def train(
         classes = base.meta.get("classes")
     else:
         specs = [copy.deepcopy(s) for s in plan.features]
-        classes = features.learn_classes(table.column(LABEL), plan.label) if trainer.task == "classification" else None
+        classes = None
+        if trainer.task == "classification":
+            classes = features.learn_classes(table.column(LABEL), str(plan.label))
     num_classes = len(classes) if classes else 0
-    label = features.encode_label(table.column(LABEL), plan.label, classes)
+    if plan.label is None:  # clustering, decomposition: no label (zeros keep the shapes simple)
+        label = np.zeros(table.num_rows)
+    else:
+        label = features.encode_label(table.column(LABEL), plan.label, classes)
     check_values(table, plan, label)
     groups = order = None
     if plan.group:
@@ -267,7 +279,7 @@ def train(
     params = trainer.params_for(plan.params, num_classes)
     if opts.seed is not None:
         params["seed"] = opts.seed
-    if "num_threads" not in params:  # OpenMP threads spin: on small data one thread is faster
+    if trainer.boosting and "num_threads" not in params:  # OpenMP threads spin: on small data one thread is faster
         params["num_threads"] = 1 if train_data.rows * len(names) < SMALL_DATA else 0
     model, used = trainer.fit(
         train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress,
@@ -279,7 +291,7 @@ def train(
         matrix = valid_data.features
         if isinstance(matrix, pa.Table):
             matrix = features.to_matrix(matrix.columns, valid_data.rows)
-        y = valid_data.label.astype(np.int64) if classes else valid_data.label
+        y = models.truth(task, model, matrix, valid_data.label)
         scores = metrics.evaluate(task, y, model.predict(matrix), valid_data.groups)
     meta = {
         "task": task,
@@ -293,7 +305,7 @@ def train(
         "inputs": len(names),
         **({"selection": {"method": method, "max_features": k, "ranking": ranking}} if ranking else {}),
         "params": used,
-        "num_boost_round": opts.num_boost_round,
+        "num_boost_round": opts.num_boost_round if trainer.boosting else None,
         "early_stopping_rounds": opts.early_stopping_rounds,
         "validation": fraction,
         "split": opts.split,
@@ -302,10 +314,11 @@ def train(
         "train_rows": train_data.rows,
         "validation_rows": valid_data.rows if valid_data else 0,
         "metrics": scores,
+        **getattr(model, "info", {}),
         "training_sql": plan.training_sql,
         "fingerprint": digest,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
         "duration_s": round(time.perf_counter() - started, 3),
         **(lineage or {}),
     }
-    return catalog.save(plan.name, model.to_text(), meta)
+    return catalog.save(plan.name, model.to_bytes(), meta, trainer.model_file)

@@ -87,6 +87,24 @@ def test_cli_module_loads_no_engine():
     import subprocess
     import sys
 
-    code = "import sys, sqlml, sqlml.cli; print(sorted(m for m in ('duckdb', 'pyarrow', 'lightgbm', 'numpy') if m in sys.modules))"
+    heavy = "('duckdb', 'pyarrow', 'lightgbm', 'numpy', 'sklearn', 'onnxruntime', 'onnx', 'skl2onnx', 'torch')"
+    code = f"import sys, sqlml, sqlml.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_model_families_load_only_when_used():
+    """A session that queries and scores a LightGBM model loads neither ONNX Runtime, skl2onnx nor PyTorch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tempfile, sqlml\n"
+        "con = sqlml.connect(catalog=tempfile.mkdtemp())\n"
+        "con.sql('CREATE TABLE t AS SELECT i % 2 AS y, i * 1.0 AS x FROM range(100) r(i)')\n"
+        "con.sql('TRAIN MODEL m USING lightgbm_classifier LABEL y WITH (num_boost_round = 2) AS SELECT * FROM t')\n"
+        "con.sql('SELECT * FROM PREDICT(MODEL m, TABLE t)').fetchall()\n"
+        "print(sorted(m for m in ('onnxruntime', 'onnx', 'skl2onnx', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

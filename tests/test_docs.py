@@ -43,7 +43,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 def test_readme_commands_are_the_ci_commands():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -e '.[dev]'" in README and "pip install -e '.[dev]'" in ci
+    assert "pip install -e '.[dev,torch]'" in README and "pip install -e '.[dev,torch]'" in ci
     assert "sqlml run queries/quickstart.sql" in README and "sqlml run queries/quickstart.sql" in ci
 
 
@@ -56,6 +56,8 @@ def test_reference_documents_everything():
         "DESCRIBE MODEL",
         "EXPLAIN MODEL",
         "DROP MODEL",
+        "IMPORT MODEL",
+        "Model families",
     ]:
         assert f"\n## {heading}\n" in REFERENCE, heading
     for name in models.names():

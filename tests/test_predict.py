@@ -85,6 +85,14 @@ def test_in_joins_ctes_insert_and_copy(trained, tmp_path):
         "SELECT c.id, p.prediction FROM PREDICT(MODEL churn, TABLE recent) AS p JOIN customers AS c ON c.id = p.id ORDER BY c.id"
     ).fetchall()
     assert [r[0] for r in joined] == list(range(1990, 2000))
+    # PREDICT inside a CTE, reading an earlier CTE, in a UNION ALL
+    inside = con.sql(
+        "WITH recent AS (SELECT * FROM customers WHERE id >= 1990), "
+        "scored AS (SELECT 'a' AS model, id FROM PREDICT(MODEL churn, TABLE recent) "
+        "UNION ALL SELECT 'b', id FROM PREDICT(MODEL churn, (SELECT * FROM recent WHERE id > 1995))) "
+        "SELECT model, count(*) FROM scored GROUP BY model ORDER BY model"
+    ).fetchall()
+    assert inside == [("a", 10), ("b", 4)]
     con.execute("CREATE TABLE scored (id BIGINT, churn_probability DOUBLE)")
     con.execute(
         "INSERT INTO scored SELECT id, probability FROM PREDICT(MODEL churn, (SELECT * FROM customers WHERE id < 100))"

@@ -62,3 +62,12 @@ def test_text_example_scores_the_stream_with_the_stored_featurizer(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert '"m0","urgent offer",true' in proc.stdout and '"m1","project meeting",false' in proc.stdout
     assert '"body:urgent"' in proc.stdout or '"body:winner"' in proc.stdout
+
+
+def test_model_zoo_compares_five_families_side_by_side(tmp_path):
+    con = sqlml.connect(catalog=tmp_path / "cat")
+    script = (ROOT / "queries" / "model_zoo.sql").read_text()
+    con.execute(script[: script.index("-- EVALUATE gives")])
+    comparison = con.sql(script[script.index("WITH scored AS") : script.index("-- EVALUATE gives")]).fetchall()
+    assert sorted(r[0] for r in comparison) == ["zoo_bayes", "zoo_boosted", "zoo_forest", "zoo_knn", "zoo_logistic"]
+    assert all(r[1] == 1000 and r[2] > 0.65 for r in comparison), comparison

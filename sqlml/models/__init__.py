@@ -2,11 +2,15 @@
 
 Built-in trainers register themselves through `register`, exactly as a plugin would.
 
->>> sorted(names())
-['lightgbm_classifier', 'lightgbm_ranker', 'lightgbm_regressor']
+>>> sorted(names())[:4]
+['cnn_classifier', 'kmeans', 'knn_classifier', 'knn_regressor']
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 from sqlml.models.base import Model, Trainer, TrainingData
 
@@ -27,8 +31,21 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+from sqlml.models import cnn as _cnn  # noqa: E402
 from sqlml.models import lightgbm as _lightgbm  # noqa: E402  (registers the built-ins)
+from sqlml.models import sklearn as _sklearn  # noqa: E402
 
 _lightgbm.register_builtins(register)
+_sklearn.register_builtins(register)
+_cnn.register_builtins(register)
+
+
+def truth(task: str, model: Model, matrix: Any, label: np.ndarray) -> np.ndarray:
+    """What a model's scores are measured against: the label (class codes for a classifier),
+    or for clustering and decomposition the inputs as the model sees them."""
+    if task in ("clustering", "decomposition"):
+        return np.asarray(model.model_inputs(matrix))  # type: ignore[attr-defined]
+    return label.astype(np.int64) if task in ("binary", "multiclass") else label
+
 
 __all__ = ["Model", "Trainer", "TrainingData", "get", "names", "register"]

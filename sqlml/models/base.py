@@ -1,14 +1,19 @@
 """The trainer protocol and the data a trainer receives.
 
 A trainer turns `TrainingData` into a `Model`; a `Model` scores a row-major feature
-matrix and serialises itself to text (never pickle).
+matrix and serialises itself to bytes in a portable, non-executable format (LightGBM's text
+or ONNX; never pickle).
+
+Tasks: binary, multiclass, regression and ranking (supervised); clustering (`predict` gives
+an n x 2 matrix of cluster number from 1 and distance to its centre) and decomposition
+(`predict` gives the n x k components), which train without a label.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -44,19 +49,42 @@ class Model(Protocol):
         P(positive), an (n x k) probability matrix, a value or a ranking score, by task."""
         ...
 
-    def to_text(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+
+    def input_names(self) -> list[str] | None:
+        """The input names the model file holds, or None when it holds only their number."""
+        ...
+
+    @property
+    def width(self) -> int:
+        """How many inputs (matrix columns) the model takes."""
+        ...
+
+
+@runtime_checkable
+class TreeModel(Model, Protocol):
+    """A model of trees, which EXPLAIN MODEL and feature selection can read."""
 
     def importance(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Feature names, total gain and number of splits."""
         ...
 
 
+# what a trainer learns from: the tasks of `Trainer.task`
+SUPERVISED = ("classification", "regression", "ranking")
+UNSUPERVISED = ("clustering", "decomposition")
+
+
 class Trainer(Protocol):
     """Makes models; `name` is the word after USING, `task` one of classification,
-    regression, ranking."""
+    regression, ranking (with a LABEL), clustering or decomposition (without). `boosting`
+    says whether it trains in rounds (num_boost_round, early stopping, update = 'continue');
+    `model_file` names its file in the catalog."""
 
     name: str
     task: str
+    boosting: bool
+    model_file: str
 
     def task_for(self, num_classes: int) -> str:
         """The concrete task: binary or multiclass for classifiers, else `task`."""
@@ -89,4 +117,7 @@ class Trainer(Protocol):
         `init_model` (a model's text), boosting continues from that model."""
         ...
 
-    def load(self, text: str) -> Model: ...
+    def load(self, data: bytes, meta: dict[str, Any]) -> Model:
+        """A stored model from its file's bytes and its version's metadata; a ValueError for
+        bytes that are not a whole model."""
+        ...

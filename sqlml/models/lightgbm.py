@@ -1,4 +1,6 @@
-"""LightGBM trainers: lightgbm_classifier, lightgbm_regressor, lightgbm_ranker.
+"""LightGBM trainers: lightgbm_classifier, lightgbm_regressor, lightgbm_ranker, and the
+random forests random_forest_classifier and random_forest_regressor (LightGBM's
+`boosting = 'rf'`: bagged trees averaged, each grown on 63.2% of the rows).
 
 `lightgbm` is imported on first use, so starting the CLI stays fast. Models predict with one
 call into LightGBM's C API per batch (no per-call Python set-up, one LightGBM thread per
@@ -169,8 +171,15 @@ class LightGBMModel:
         )
         return out.reshape(rows, self.num_outputs) if self.num_outputs > 1 else out
 
-    def to_text(self) -> str:
-        return str(self.booster.model_to_string())
+    def to_bytes(self) -> bytes:
+        return str(self.booster.model_to_string()).encode()
+
+    def input_names(self) -> list[str]:
+        return list(self.booster.feature_name())
+
+    @property
+    def width(self) -> int:
+        return int(self.booster.num_feature())
 
     def importance(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         return (
@@ -186,6 +195,16 @@ class LightGBMTrainer:
 
     name: str
     task: str
+    defaults: tuple[tuple[str, Any], ...] = ()  # sqlml's own defaults for this trainer
+    boosting: bool = True
+    model_file: str = "model.txt"
+    # for the contract checks (sqlml.models.contract)
+    example: tuple[tuple[str, Any], ...] = (("num_leaves", 7), ("learning_rate", 0.2))
+    randomised: tuple[tuple[str, Any], ...] = (
+        ("bagging_fraction", 0.6),
+        ("bagging_freq", 1),
+        ("feature_fraction", 0.7),
+    )
 
     def task_for(self, num_classes: int) -> str:
         if self.task == "classification":
@@ -205,6 +224,11 @@ class LightGBMTrainer:
             )
         if main in _REFUSED:
             raise BindError(f"{self.name} does not take parameter '{key}'.", hint=_REFUSED[main])
+        if main == "boosting" and "boosting" in dict(self.defaults):
+            raise BindError(
+                f"{self.name} is LightGBM with boosting = 'rf'; it takes no other boosting.",
+                hint="Use lightgbm_classifier or lightgbm_regressor for gradient boosting.",
+            )
         if isinstance(value, str) and (not value or any(c.isspace() or c in "=," for c in value)):
             raise BindError(
                 f"Bad value {value!r} for {key}: a LightGBM parameter value is one word.",
@@ -236,7 +260,7 @@ class LightGBMTrainer:
         base: dict[str, Any] = {"objective": objective, "verbosity": -1}
         if task == "multiclass":
             base["num_class"] = num_classes
-        return {**params, **base}
+        return {**dict(self.defaults), **params, **base}
 
     def fit(
         self,
@@ -300,11 +324,15 @@ class LightGBMTrainer:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
         return LightGBMModel(booster), {**params, **stopping}
 
-    def load(self, text: str) -> Model:
+    def load(self, data: bytes, meta: dict[str, Any] | None = None) -> Model:
         """A model from its text; a ValueError for text that is not a whole LightGBM model
         (LightGBM aborts the process on some truncated files, so they never reach it)."""
         import lightgbm as lgb
 
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as err:
+            raise ValueError("not text") from err
         if (
             not text.startswith("tree\n")
             or "\nend of trees\n" not in text
@@ -322,3 +350,7 @@ def register_builtins(register: Callable[[Any], Any]) -> None:
     register(LightGBMTrainer("lightgbm_classifier", "classification"))
     register(LightGBMTrainer("lightgbm_regressor", "regression"))
     register(LightGBMTrainer("lightgbm_ranker", "ranking"))
+    forest = (("boosting", "rf"), ("bagging_fraction", 0.632), ("bagging_freq", 1), ("feature_fraction_bynode", 0.6),
+              ("num_leaves", 127), ("min_data_in_leaf", 5))  # fmt: skip
+    register(LightGBMTrainer("random_forest_classifier", "classification", forest))
+    register(LightGBMTrainer("random_forest_regressor", "regression", forest))

@@ -1,0 +1,135 @@
+"""The model families: TRAIN and PREDICT through sqlml against the same library called directly.
+
+    python bench/model_families.py [--rows 200000] [--repeats 2] [--only logistic_classifier,...]
+
+Data: `rows` x 28 features generated in DuckDB (bench/common.py), a BOOLEAN label for the
+classifiers and a numeric one for the regressors; every model trains on every row
+(`validation = 0`). The baseline for a scikit-learn family is the same pipeline sqlml builds
+(mean imputer, StandardScaler, the estimator with the same parameters) fitted on the same
+NumPy matrix, and its predict_proba / predict / transform on the same rows; for the random
+forests it is `lightgbm.train` with `boosting = 'rf'`. sqlml's times are whole statements:
+TRAIN (fetch from DuckDB, fit, convert to ONNX, save) and
+`SELECT sum(...) FROM PREDICT(MODEL m, TABLE data)` (ONNX Runtime inside DuckDB's pipeline).
+k-NN scores `knn_rows` rows (every prediction searches all training rows; both sides).
+Targets: TRAIN ratio <= 1.2, PREDICT throughput ratio (sqlml rows/s over the baseline's) >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import FEATURES, best_of, make_table  # noqa: E402
+
+
+def families() -> list[tuple[str, str, str, Callable[[], Any]]]:
+    """(trainer, WITH parameters, label column, the estimator scikit-learn fits)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import LinearSVC
+
+    return [
+        ("linear_regressor", "", "target", LinearRegression),
+        ("logistic_classifier", "", "y", lambda: LogisticRegression(max_iter=1000, random_state=0)),
+        ("linear_svc", "", "y", lambda: CalibratedClassifierCV(LinearSVC(random_state=0), method="sigmoid", cv=3)),
+        ("naive_bayes", "", "y", GaussianNB),
+        ("knn_classifier", "", "y", KNeighborsClassifier),
+        ("kmeans", "n_clusters = 8", None, lambda: KMeans(n_clusters=8, random_state=0)),
+        ("pca", "n_components = 5", None, lambda: PCA(n_components=5, random_state=0)),
+        ("random_forest_classifier", "num_boost_round = 50", "y", lambda: None),
+    ]
+
+
+def score_column(trainer: str) -> str:
+    if trainer in ("kmeans",):
+        return "distance"
+    if trainer == "pca":
+        return "components[1]"
+    return "prediction" if trainer.endswith("regressor") else "probability"
+
+
+def baseline(trainer: str, label: str | None, make: Callable[[], Any], x: np.ndarray, y: np.ndarray | None,
+             scored: np.ndarray, repeats: int) -> tuple[float, float]:  # fmt: skip
+    """The library called directly: (training seconds, scoring seconds)."""
+    import lightgbm as lgb
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if trainer.startswith("random_forest"):
+        rf = {"objective": "binary", "boosting": "rf", "bagging_fraction": 0.632, "bagging_freq": 1,
+              "feature_fraction_bynode": 0.6, "num_leaves": 127, "min_data_in_leaf": 5, "num_threads": 1,
+              "verbosity": -1}  # fmt: skip
+        fitted: list[Any] = []
+        fit, _ = best_of(lambda: fitted.append(lgb.train(rf, lgb.Dataset(x, y), 50)), repeats)
+        predict, _ = best_of(lambda: fitted[-1].predict(scored), repeats)
+        return fit, predict
+    pipeline = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), make())
+    fit, _ = best_of(lambda: pipeline.fit(x, y), repeats)
+    method = pipeline.predict if label == "target" else pipeline.transform if label is None else pipeline.predict_proba
+    predict, _ = best_of(lambda: method(scored), repeats)
+    return fit, predict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--knn-rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+
+    import sqlml
+
+    only = set(filter(None, args.only.split(",")))
+    with tempfile.TemporaryDirectory() as tmp:
+        con = sqlml.connect(catalog=tmp)
+        make_table(con, args.rows)  # type: ignore[arg-type]
+        con.execute(
+            "CREATE OR REPLACE TABLE data AS SELECT *, f0 * 3 + f1 - 2 * f2 * f3 + sin(6 * f4) AS target FROM data"
+        )
+        con.execute(f"CREATE TABLE knn_data AS SELECT * FROM data LIMIT {args.knn_rows}")
+        table = con.sql("SELECT * FROM data").arrow()
+        x = np.column_stack([table.column(f"f{i}").to_numpy() for i in range(FEATURES)])
+        labels = {"y": table.column("y").to_numpy(zero_copy_only=False).astype(np.int64),
+                  "target": table.column("target").to_numpy()}  # fmt: skip
+        features = ", ".join(f"f{i}" for i in range(FEATURES))
+        print(f"{args.rows} rows x {FEATURES} features; median of {args.repeats}")
+        print(
+            f"{'trainer':26} {'train s':>8} {'base s':>8} {'ratio':>6} {'rows/s':>10} {'base rows/s':>11} {'ratio':>6}"
+        )
+        for trainer, params, label, make in families():
+            if only and trainer not in only:
+                continue
+            with_ = ", ".join(
+                filter(None, [params, "validation = 0", "num_threads = 1" if "forest" in trainer else ""])
+            )
+            label_sql = f"LABEL {label} " if label else ""
+            columns = f"{label}, {features}" if label else features
+            train = f"TRAIN MODEL m USING {trainer} {label_sql}WITH ({with_}) AS SELECT {columns} FROM data"
+            ours, _ = best_of(lambda train=train: con.sql(train), args.repeats)
+            source = "knn_data" if trainer.startswith("knn") else "data"
+            scored_rows = args.knn_rows if trainer.startswith("knn") else args.rows
+            predict = f"SELECT sum({score_column(trainer)}) FROM PREDICT(MODEL m, TABLE {source})"
+            ours_predict, _ = best_of(lambda predict=predict: con.sql(predict).fetchall(), args.repeats)
+            y = labels[label] if label else None
+            theirs, theirs_predict = baseline(trainer, label, make, x, y, x[:scored_rows], args.repeats)
+            ours_rate, theirs_rate = scored_rows / ours_predict, scored_rows / theirs_predict
+            print(f"{trainer:26} {ours:8.2f} {theirs:8.2f} {ours / theirs:6.2f} {ours_rate:10,.0f} "
+                  f"{theirs_rate:11,.0f} {ours_rate / theirs_rate:6.2f}", flush=True)  # fmt: skip
+            con.execute("DROP MODEL m")
+
+
+if __name__ == "__main__":
+    main()

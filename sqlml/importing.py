@@ -1,0 +1,191 @@
+"""IMPORT MODEL: an ONNX model trained elsewhere becomes a version in the catalog.
+
+The file is read and checked when the statement is bound (nothing is written until it runs):
+one input, a float or double tensor whose shape past the batch is known; the score output
+found and run once on a row of zeros to learn its width; classes for a classifier. The
+model's features come from `inputs` (one numeric column per input, or one vector column
+for all of them), so PREDICT checks its data against them before it runs.
+
+    IMPORT MODEL digits FROM 'cnn.onnx'
+    WITH (task = 'classification', classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], inputs = 'pixels',
+          output = 'probabilities', embedding = 'embedding', label = 'digit')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlglot import exp
+
+from sqlml import ast
+from sqlml.catalog import check_name
+from sqlml.errors import SqlmlError, did_you_mean
+from sqlml.features import FeatureSpec
+from sqlml.literals import literal
+from sqlml.models.onnx import IMPORTED, MODEL_FILE, session
+
+if TYPE_CHECKING:
+    from sqlml.plan import Binder
+
+OPTIONS = ("task", "classes", "inputs", "output", "embedding", "label")
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class ImportModelPlan:
+    name: str
+    data: bytes
+    meta: dict[str, Any]
+    exists: bool  # IF NOT EXISTS
+
+
+def _options(binder: Binder, node: ast.ImportModel) -> dict[str, tuple[Any, exp.Expr]]:
+    options: dict[str, tuple[Any, exp.Expr]] = {}
+    for prop in node.args.get("params") or []:
+        key, value_node = prop.this.name.lower(), prop.expression
+        if key not in OPTIONS:
+            raise binder.error(
+                f"Unknown IMPORT MODEL option '{key}'.", prop.this,
+                did_you_mean(key, OPTIONS) or f"IMPORT MODEL takes {', '.join(OPTIONS)}.",
+            )  # fmt: skip
+        value = binder.params.get(value_node.name) if isinstance(value_node, exp.Placeholder) else literal(value_node)
+        if value is None:
+            raise binder.error(f"The value of {key} must be a literal.", value_node)
+        options[key] = (value, value_node)
+    return options
+
+
+def _label_type(classes: list[Any]) -> str:
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOLEAN"
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "BIGINT"
+    return "VARCHAR"
+
+
+def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
+    """Read and check the ONNX file; the plan holds its bytes and the version's metadata."""
+    try:
+        name = check_name(node.this.name)
+    except SqlmlError as err:
+        raise err.located(binder.statement.span_of(node.this))
+    path_node = node.args["path"]
+    path = Path(path_node.name)
+    options = _options(binder, node)
+
+    def option(key: str, default: Any = None) -> Any:
+        return options[key][0] if key in options else default
+
+    def at(key: str) -> exp.Expr:
+        return options[key][1] if key in options else path_node
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise binder.error(f"Cannot read model file '{path}': {err.strerror or err}.", path_node)
+    try:
+        graph = session(data, 1)
+    except ValueError as err:
+        raise binder.error(f"'{path}' is not an ONNX model ONNX Runtime can run: {err}", path_node,
+                           "Export it with torch.onnx.export or skl2onnx.")  # fmt: skip
+    inputs = graph.get_inputs()
+    if len(inputs) != 1:
+        raise binder.error(
+            f"'{path}' has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); sqlml feeds one.", path_node,
+            "Export the model with one input tensor of shape (rows, features).",
+        )  # fmt: skip
+    graph_input = inputs[0]
+    if graph_input.type not in ("tensor(float)", "tensor(double)"):
+        raise binder.error(
+            f"'{path}' takes {graph_input.type} input '{graph_input.name}'; sqlml feeds float or double.", path_node,
+            "Export the model with a float32 (or float64) input.",
+        )  # fmt: skip
+    dims = graph_input.shape[1:]
+    if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise binder.error(
+            f"'{path}' takes input '{graph_input.name}' of shape {graph_input.shape}; sqlml needs (rows, n) or "
+            "(rows, c, h, w) with every size past the rows known.", path_node,
+            "Export with a dynamic batch axis only (dynamic_axes={'input': {0: 'rows'}}).",
+        )  # fmt: skip
+    width = int(np.prod(dims))
+    task = option("task", "classification" if "classes" in options else "regression")
+    if task not in TASKS:
+        raise binder.error(f"Bad value {task!r} for task.", at("task"), did_you_mean(str(task), TASKS)
+                           or "task = 'classification' or 'regression'.")  # fmt: skip
+    classes = option("classes")
+    if task == "classification" and (not isinstance(classes, list) or len(classes) < 2):
+        raise binder.error(
+            "An imported classifier needs its classes, in the order of its probability columns.", at("task"),
+            "Add classes = [0, 1] (or ['cat', 'dog', ...]) to WITH.",
+        )  # fmt: skip
+    outputs = {o.name: o for o in graph.get_outputs()}
+    tensors = [o.name for o in outputs.values() if o.type in ("tensor(float)", "tensor(double)")]
+    score = option("output", tensors[0] if tensors else None)
+    for key, wanted in (("output", score), ("embedding", option("embedding"))):
+        if wanted is not None and wanted not in tensors:
+            what = "is not a float tensor (skl2onnx's ZipMap? convert with options={'zipmap': False})" \
+                if wanted in outputs else "is not one of its outputs"  # fmt: skip
+            raise binder.error(f"Output '{wanted}' of '{path}' {what}.", at(key),
+                               did_you_mean(str(wanted), tensors) or f"Its float outputs: {', '.join(tensors)}.")  # fmt: skip
+    zeros = np.zeros((1, *dims), dtype=np.float32 if graph_input.type == "tensor(float)" else np.float64)
+    try:
+        produced = dict(zip(outputs, graph.run(list(outputs), {graph_input.name: zeros})))
+    except Exception as err:  # onnxruntime's own exception types
+        raise binder.error(f"'{path}' fails on a row of zeros: {str(err).splitlines()[0]}", path_node)
+    score_width = int(np.prod(np.shape(produced[score])[1:]))
+    if task == "classification" and score_width != len(classes):
+        raise binder.error(
+            f"Output '{score}' has {score_width} columns, but {len(classes)} classes were given.", at("classes"),
+            "Give one class per probability column, in order.",
+        )  # fmt: skip
+    if task == "regression" and score_width != 1 and "task" not in options:
+        raise binder.error(
+            f"Output '{score}' has {score_width} columns: a classifier needs its classes, in the order of its "
+            "probability columns.", path_node, f"Add classes = [...] with {score_width} labels to WITH.",
+        )  # fmt: skip
+    if task == "regression" and score_width != 1:
+        raise binder.error(f"Output '{score}' has {score_width} columns; a regressor's has one.", at("output"),
+                           "Name the output that holds the value with output = '...'.")  # fmt: skip
+    columns = option("inputs", graph_input.name)
+    columns = [columns] if isinstance(columns, str) else columns
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise binder.error("inputs names the feature columns: 'col' or ['a', 'b', ...].", at("inputs"))
+    if len(columns) == 1 and width > 1:
+        features = [FeatureSpec(columns[0], f"FLOAT[{width}]", "vector", size=width)]
+    elif len(columns) == width:
+        features = [FeatureSpec(c, "DOUBLE", "numeric") for c in columns]
+    else:
+        raise binder.error(
+            f"'{path}' takes {width} inputs, but inputs names {len(columns)} columns.", at("inputs"),
+            f"Name {width} numeric columns, or one vector column of {width} numbers.",
+        )  # fmt: skip
+    embedding = option("embedding")
+    roles = {"score": score, **({"embedding": embedding} if embedding else {})}
+    meta = {
+        "task": "regression" if task == "regression" else "binary" if len(classes) == 2 else "multiclass",
+        "trainer": IMPORTED,
+        "label": option("label"),
+        "label_type": _label_type(classes) if classes else "DOUBLE",
+        "classes": classes,
+        "features": [f.to_json() for f in features],
+        "inputs": width,
+        "onnx": {"outputs": roles},
+        **({"embedding": int(np.prod(np.shape(produced[embedding])[1:]))} if embedding else {}),
+        "source": str(path.resolve()),
+        "params": {},
+        "metrics": {},
+        "rows": 0,
+        "train_rows": 0,
+        "validation_rows": 0,
+        "training_sql": None,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+        "duration_s": 0.0,
+    }
+    return ImportModelPlan(name, data, meta, bool(node.args.get("exists")))
+
+
+__all__ = ["MODEL_FILE", "ImportModelPlan", "bind_import"]

@@ -1,0 +1,124 @@
+"""Models stored as ONNX and scored with ONNX Runtime: the scikit-learn families, CNNs and
+models brought in with IMPORT MODEL.
+
+A version's metadata says which graph outputs hold what (`meta["onnx"]`): `score` (class
+probabilities, a value, components, or distances to the clusters' centres), `label` (the
+cluster), `embedding` (a CNN's penultimate layer) and `inputs` (the inputs after the model's
+own preprocessing, for the unsupervised metrics). `onnxruntime` is imported on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from sqlml.errors import ExecutionError
+
+MODEL_FILE = "model.onnx"
+IMPORTED = "onnx_import"  # the trainer named in an imported version's metadata
+_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+def session(data: bytes, threads: int = 0) -> Any:
+    """An ONNX Runtime session on the model's bytes (`threads` intra-op threads; 0: ONNX
+    Runtime's choice); a ValueError for bytes that are not a model it can run."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the library prints nothing
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+        raise ValueError(str(err).split("\n")[0]) from err
+
+
+class OnnxModel:
+    """An ONNX graph with one input: a float or double tensor (rows, ...) that sqlml fills
+    from the feature matrix (reshaped when the graph wants an image, say (rows, 1, 8, 8))."""
+
+    def __init__(self, data: bytes, task: str, outputs: dict[str, str]) -> None:
+        self.data = data
+        self.task = task
+        self.outputs = outputs
+        self._sessions: dict[int, Any] = {0: session(data)}
+        self._lock = threading.Lock()
+        graph_input = self._sessions[0].get_inputs()[0]
+        self.input = graph_input.name
+        self.dtype = _TYPES.get(graph_input.type, np.float32)
+        self.shape = [d if isinstance(d, int) else -1 for d in graph_input.shape[1:]]
+        self.info: dict[str, Any] = {}
+
+    @property
+    def width(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def input_names(self) -> None:
+        return None
+
+    def to_bytes(self) -> bytes:
+        return self.data
+
+    def _session(self, threads: int) -> Any:
+        if threads not in self._sessions:
+            with self._lock:
+                self._sessions.setdefault(threads, session(self.data, threads))
+        return self._sessions[threads]
+
+    def run(self, matrix: np.ndarray | Any, roles: list[str], threads: int = 0) -> list[np.ndarray]:
+        """The named outputs (by role) for a feature matrix."""
+        if not isinstance(matrix, np.ndarray):
+            matrix = matrix.toarray()
+        x = np.ascontiguousarray(matrix, dtype=self.dtype).reshape(len(matrix), *self.shape)
+        names = [self.outputs[r] for r in roles]
+        try:
+            return list(self._session(threads).run(names, {self.input: x}))
+        except Exception as err:  # onnxruntime's own exception types
+            raise ExecutionError(
+                f"ONNX Runtime could not run the model: {str(err).splitlines()[0]}",
+                hint="Check the model's input shape and type against its features.",
+            ) from err
+
+    def predict(self, matrix: np.ndarray | Any, threads: int = 0, embedding: bool = False) -> np.ndarray:
+        """Scores as the task's metrics and PREDICT's columns expect (see sqlml.models.base);
+        with `embedding`, the penultimate layer's values after them (from the same run)."""
+        roles = ["label", "score"] if self.task == "clustering" else ["score"]
+        outs = self.run(matrix, roles + (["embedding"] if embedding else []), threads)
+        if self.task == "clustering":
+            label = np.asarray(outs[0], dtype=np.int64).reshape(-1)
+            nearest = np.asarray(outs[1], dtype=np.float64)[np.arange(len(label)), label]
+            scores = np.column_stack([label + 1.0, nearest])
+        else:
+            out = np.asarray(outs[0], dtype=np.float64)
+            if self.task == "binary":
+                scores = out[:, -1] if out.ndim == 2 else out.reshape(len(out))
+            elif self.task in ("regression", "ranking"):
+                scores = out.reshape(len(out))
+            else:
+                scores = out.reshape(len(out), -1)
+        if not embedding:
+            return scores
+        extra = np.asarray(outs[-1], dtype=np.float64).reshape(len(scores), -1)
+        return np.hstack([scores.reshape(len(scores), -1), extra])
+
+    def model_inputs(self, matrix: np.ndarray | Any) -> np.ndarray:
+        """The inputs after the model's own preprocessing (role `inputs`)."""
+        (out,) = self.run(matrix, ["inputs"])
+        return np.asarray(out, dtype=np.float64)
+
+
+def load(data: bytes, meta: dict[str, Any]) -> OnnxModel:
+    """A stored ONNX version; a ValueError for bytes that are not its model."""
+    onnx = meta.get("onnx") or {}
+    if not data.startswith(b"\x08"):  # an ONNX ModelProto starts with its ir_version field
+        raise ValueError("not an ONNX model")
+    model = OnnxModel(data, meta["task"], dict(onnx.get("outputs") or {}))
+    known = {o.name for o in model._sessions[0].get_outputs()}
+    missing = [name for name in model.outputs.values() if name not in known]
+    if missing:
+        raise ValueError(f"the graph has no output {', '.join(missing)}")
+    return model

@@ -1,0 +1,263 @@
+"""The scikit-learn families: linear and logistic regression, linear SVC, naive Bayes, k-NN,
+k-means and PCA, trained by scikit-learn and stored as ONNX (converted by skl2onnx).
+
+Each model carries its own preprocessing, learnt on the training rows: numbers (and vector
+elements) have NULLs replaced by the training mean and are standardised; categories are
+one-hot encoded (NULL and unseen categories: all zeros). PREDICT runs the whole graph with
+ONNX Runtime in float32, so predictions equal scikit-learn's within about 1e-5 (the tests
+allow 1e-4). WITH takes the estimator's own parameter names, checked by scikit-learn's own
+validation when the statement is bound. scikit-learn and skl2onnx are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sqlml.errors import BindError, ExecutionError, did_you_mean
+from sqlml.models import onnx as onnx_models
+from sqlml.models.base import Model, Progress, TrainingData
+
+OPSET = 18
+# parameters no family takes, and what to write instead
+_REFUSED = {
+    "random_state": "Set the seed with seed = n.",
+    "n_jobs": "sqlml chooses the threads.",
+    "verbose": "sqlml keeps scikit-learn quiet.",
+    "warm_start": "Each TRAIN fits anew.",
+    "copy_X": "sqlml owns the copy it trains on.",
+    "algorithm": "k-NN models search every training row (as ONNX stores them).",
+    "leaf_size": "k-NN models search every training row (as ONNX stores them).",
+    "metric_params": "k-NN models take metric = 'euclidean' or 'manhattan' only.",
+    "copy": "sqlml owns the copy it trains on.",
+}
+
+
+@dataclass(frozen=True)
+class SklearnTrainer:
+    """One scikit-learn estimator, registered under `name`; `defaults` are sqlml's own
+    (differing from scikit-learn's where noted in the reference)."""
+
+    name: str
+    task: str
+    estimator: str  # "module:Class"
+    defaults: tuple[tuple[str, Any], ...] = ()
+    calibrated: bool = False  # wrap in CalibratedClassifierCV for probabilities (linear SVC)
+    boosting: bool = False
+    model_file: str = onnx_models.MODEL_FILE
+    # for the contract checks (sqlml.models.contract)
+    example: tuple[tuple[str, Any], ...] = ()
+    randomised: tuple[tuple[str, Any], ...] = ()
+
+    def _class(self) -> Any:
+        module, _, name = self.estimator.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def vocabulary(self) -> list[str]:
+        """The parameter names WITH takes (the estimator's, less those sqlml sets itself)."""
+        names = inspect.signature(self._class()).parameters
+        return [n for n in names if n not in _REFUSED]
+
+    def task_for(self, num_classes: int) -> str:
+        if self.task == "classification":
+            return "binary" if num_classes <= 2 else "multiclass"
+        return self.task
+
+    def check_param(self, key: str, value: Any) -> tuple[str, Any]:
+        if key in _REFUSED:
+            raise BindError(f"{self.name} does not take parameter '{key}'.", hint=_REFUSED[key])
+        vocabulary = self.vocabulary()
+        key = {n.lower(): n for n in vocabulary}.get(key.lower(), key)  # SQL names are case-insensitive: C is c
+        if key not in vocabulary:
+            raise BindError(
+                f"Unknown parameter '{key}' for {self.name}.",
+                hint=did_you_mean(key, vocabulary) or f"{self.name} takes {', '.join(vocabulary)}.",
+            )
+        if key == "penalty":
+            raise BindError(
+                f"{self.name} sets its penalty with l1_ratio (scikit-learn's spelling since 1.8).",
+                hint="l1_ratio = 0 is L2, 1 is L1, between is elastic-net; C is the inverse strength.",
+            )
+        if key == "weights" and value != "uniform":
+            raise BindError(
+                f"{self.name} weighs its neighbours equally: weights = 'uniform' only.",
+                hint="The ONNX form of k-NN models (skl2onnx) ignores other weights, so sqlml refuses them.",
+            )
+        if key == "metric" and value not in ("euclidean", "manhattan", "minkowski"):
+            raise BindError(f"Bad value {value!r} for metric.", hint="k-NN models take 'euclidean' or 'manhattan'.")
+        if isinstance(value, list):
+            value = [tuple(v) if isinstance(v, list) else v for v in value]
+        try:
+            self._class()(**{key: value})._validate_params()
+        except (TypeError, ValueError) as err:  # scikit-learn's InvalidParameterError is a ValueError
+            raise BindError(f"Bad value {value!r} for {key}: {err}", hint=None) from err
+        return key, value
+
+    def params_for(self, params: dict[str, Any], num_classes: int) -> dict[str, Any]:
+        out = {**dict(self.defaults), **params}
+        if "random_state" in inspect.signature(self._class()).parameters:
+            out.setdefault("seed", 0)  # deterministic unless the TRAIN sets another seed, as LightGBM
+        if out.get("l1_ratio") and "solver" not in params and self.estimator.endswith(":LogisticRegression"):
+            out["solver"] = "saga"  # the solver that fits L1 and elastic-net penalties
+        return out
+
+    def fit(
+        self,
+        train: TrainingData,
+        valid: TrainingData | None,
+        params: dict[str, Any],
+        num_boost_round: int,
+        early_stopping_rounds: int | None,
+        progress: Progress | None,
+        init_model: str | None = None,
+    ) -> tuple[Model, dict[str, Any]]:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        x, columns = _matrix(train)
+        seed = params.pop("seed", None)
+        preprocess = preprocessing(x, columns, train.categorical)
+        estimator = self._make(params, seed)
+        fit_params: dict[str, Any] = {}
+        if train.weight is not None:
+            if "sample_weight" not in inspect.signature(estimator.fit).parameters:
+                raise ExecutionError(f"{self.name} cannot weigh rows.", hint="Leave WEIGHT out.")
+            fit_params["sample_weight"] = train.weight
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the metrics instead
+                xt = preprocess.fit_transform(x)
+                if self.task in ("clustering", "decomposition"):
+                    estimator.fit(xt, **fit_params)
+                else:
+                    estimator.fit(xt, train.label, **fit_params)
+        except ValueError as err:
+            raise ExecutionError(f"scikit-learn could not train {self.name}: {err}") from err
+        if progress is not None:
+            progress(1, 1)
+        data, roles = to_onnx(preprocess, estimator, x.shape[1], self.task)
+        classes = getattr(estimator, "classes_", None)
+        if classes is not None and not np.array_equal(classes, np.arange(len(classes))):
+            raise ExecutionError(
+                f"The training rows lack some of the label's classes (they have {len(classes)}).",
+                hint="Train on more rows, or use a sequential split only when every class is in the first part.",
+            )
+        model = onnx_models.OnnxModel(data, self.task_for(len(classes) if classes is not None else 0), roles)
+        model.info = {"onnx": {"outputs": model.outputs}, **_summary(estimator)}
+        used = {**params, **({"seed": seed} if seed is not None else {})}
+        return model, used
+
+    def _make(self, params: dict[str, Any], seed: int | None) -> Any:
+        cls = self._class()
+        if seed is not None and "random_state" in inspect.signature(cls).parameters:
+            params = {**params, "random_state": seed}
+        estimator = cls(**params)
+        if self.calibrated:
+            from sklearn.calibration import CalibratedClassifierCV
+
+            estimator = CalibratedClassifierCV(estimator, method="sigmoid", cv=3)
+        return estimator
+
+    def load(self, data: bytes, meta: dict[str, Any]) -> Model:
+        return onnx_models.load(data, meta)
+
+
+def _matrix(data: TrainingData) -> tuple[np.ndarray, list[str]]:
+    """The training inputs as a float64 matrix and their names."""
+    from sqlml import features
+
+    table = data.features
+    if isinstance(table, pa.Table):
+        return features.to_matrix(table.columns, table.num_rows), table.column_names
+    if not isinstance(table, np.ndarray):
+        raise ExecutionError("Free text (TEXT) trains with the lightgbm_* trainers only.")
+    return np.asarray(table, dtype=np.float64), list(data.names)
+
+
+def preprocessing(x: np.ndarray, columns: list[str], categorical: tuple[str, ...]) -> Any:
+    """The unfitted preprocessing for these inputs: mean-imputed, standardised numbers and
+    one-hot categories (codes 0..n-1 as training saw them; NULL and unseen: all zeros)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numbers = Pipeline([("impute", SimpleImputer(keep_empty_features=True)), ("scale", StandardScaler())])
+    cats = [i for i, c in enumerate(columns) if c in set(categorical)]
+    if not cats:
+        return numbers
+    nums = [i for i in range(len(columns)) if i not in cats]
+    known = [[float(c) for c in range(int(np.nanmax(x[:, i], initial=-1)) + 1)] or [0.0] for i in cats]
+    onehot = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True)),
+            ("onehot", OneHotEncoder(categories=known, handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
+    parts = [("numbers", numbers, nums)] if nums else []
+    return ColumnTransformer([*parts, ("categories", onehot, cats)])
+
+
+def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[bytes, dict[str, str]]:
+    """One ONNX graph of the fitted preprocessing and estimator, with the preprocessed inputs
+    as an output too: (bytes, outputs by role). `task` is the trainer's."""
+    from onnx import compose
+    from skl2onnx import to_onnx as convert
+    from skl2onnx.common.data_types import FloatTensorType
+
+    try:
+        head = convert(preprocess, initial_types=[("input", FloatTensorType([None, width]))], target_opset=OPSET)
+        inner = head.graph.output[0]
+        size = inner.type.tensor_type.shape.dim[1].dim_value or None
+        options: dict[str, Any] = {"zipmap": False} if task == "classification" else {}
+        if type(estimator).__name__.startswith("KNeighbors"):
+            options["optim"] = "cdist"  # ONNX Runtime's CDist operator: several times faster than the default
+        tail = convert(estimator, initial_types=[("x", FloatTensorType([None, size]))],
+                       options={id(estimator): options} if options else None, target_opset=OPSET)  # fmt: skip
+    except Exception as err:  # skl2onnx raises many types for what it cannot convert
+        raise ExecutionError(f"skl2onnx could not convert the model to ONNX: {err}") from err
+    tail = compose.add_prefix(tail, "model_")
+    names = [o.name for o in tail.graph.output]
+    merged = compose.merge_models(head, tail, io_map=[(inner.name, "model_x")], outputs=[inner.name, *names])
+    roles = {"inputs": inner.name}
+    if task == "clustering":
+        roles |= {"label": names[0], "score": names[1]}
+    else:
+        roles["score"] = names[-1]
+    return merged.SerializeToString(), roles
+
+
+def _summary(estimator: Any) -> dict[str, Any]:
+    """What DESCRIBE shows of a fitted estimator besides its parameters."""
+    if hasattr(estimator, "explained_variance_ratio_"):
+        ratios = [float(r) for r in estimator.explained_variance_ratio_]
+        return {"components": len(ratios), "explained_variance_ratio": ratios}
+    if hasattr(estimator, "cluster_centers_"):
+        return {"clusters": int(len(estimator.cluster_centers_)), "iterations": int(estimator.n_iter_)}
+    return {}
+
+
+def register_builtins(register: Callable[[Any], Any]) -> None:
+    lm, knn = "sklearn.linear_model", "sklearn.neighbors"
+    register(SklearnTrainer("linear_regressor", "regression", f"{lm}:LinearRegression",
+                            example=(("fit_intercept", False),)))  # fmt: skip
+    register(SklearnTrainer("logistic_classifier", "classification", f"{lm}:LogisticRegression",
+                            (("max_iter", 1000),), example=(("C", 0.05),)))  # fmt: skip
+    register(SklearnTrainer("linear_svc", "classification", "sklearn.svm:LinearSVC", calibrated=True,
+                            example=(("C", 0.05),)))  # fmt: skip
+    register(SklearnTrainer("naive_bayes", "classification", "sklearn.naive_bayes:GaussianNB",
+                            example=(("var_smoothing", 0.5),)))  # fmt: skip
+    register(SklearnTrainer("knn_classifier", "classification", f"{knn}:KNeighborsClassifier",
+                            example=(("n_neighbors", 9),)))  # fmt: skip
+    register(SklearnTrainer("knn_regressor", "regression", f"{knn}:KNeighborsRegressor", example=(("n_neighbors", 9),)))
+    register(SklearnTrainer("kmeans", "clustering", "sklearn.cluster:KMeans", (("n_clusters", 8),),
+                            example=(("n_clusters", 3),), randomised=(("init", "random"), ("n_init", 1))))  # fmt: skip
+    register(SklearnTrainer("pca", "decomposition", "sklearn.decomposition:PCA", (("n_components", 2),),
+                            example=(("whiten", True),)))  # fmt: skip

@@ -1,0 +1,186 @@
+"""CNNs (PyTorch, an optional extra) and IMPORT MODEL of ONNX files made by skl2onnx and torch."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sqlml
+from sqlml.errors import BindError
+
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="PyTorch is not installed (pip install 'sqlml[torch]')"
+)
+
+
+@pytest.fixture
+def con(tmp_path):
+    return sqlml.connect(catalog=str(tmp_path / "catalog"))
+
+
+def digits_table() -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    d = load_digits()
+    x = (d.data / 16).astype(np.float32)
+    test = np.random.default_rng(0).random(len(d.target)) < 0.2
+    pixels = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 64)
+    return pa.table({"id": np.arange(len(x)), "pixels": pixels, "digit": d.target, "test": test}), x, test
+
+
+@needs_torch
+def test_cnn_predicts_as_the_pytorch_model_did(con):
+    from sqlml.models import cnn, get
+
+    digits, x, test = digits_table()
+    con.sql("TRAIN MODEL cnn USING cnn_classifier LABEL digit WITH (epochs = 2, embedding_size = 16, validation = 0) "
+            "AS SELECT pixels, digit FROM digits WHERE NOT test ORDER BY id")  # fmt: skip
+    # the same network trained by PyTorch directly on the same rows, in the same order
+    params = get("cnn_classifier").params_for({"epochs": 2, "embedding_size": 16}, 10)
+    net = cnn.fit_network(x[~test], load_digits().target[~test], None, 10, params)
+    import torch
+
+    with torch.no_grad():
+        probabilities, embedding = (t.numpy() for t in net(torch.from_numpy(x[test])))
+    rows = con.sql("SELECT map_values(probabilities), embedding, typeof(embedding) "
+                   "FROM PREDICT(MODEL cnn, (SELECT * FROM digits WHERE test ORDER BY id))").fetchall()  # fmt: skip
+    np.testing.assert_allclose(np.array([r[0] for r in rows]), probabilities, atol=1e-5)
+    np.testing.assert_allclose(np.array([r[1] for r in rows]), embedding, atol=1e-4, rtol=1e-5)
+    assert rows[0][2] == "DOUBLE[16]"
+
+
+@needs_torch
+@pytest.mark.slow
+def test_cnn_reaches_098_on_digits_and_its_embedding_feeds_lightgbm(con):
+    digits, _, _ = digits_table()  # noqa: F841 (DuckDB reads it by name)
+    con.sql("TRAIN MODEL cnn USING cnn_classifier LABEL digit WITH (validation = 0) "
+            "AS SELECT pixels, digit FROM digits WHERE NOT test")  # fmt: skip
+    row = con.sql("EVALUATE MODEL cnn ON (SELECT * FROM digits WHERE test)")
+    assert dict(zip(row.columns, row.fetchone()))["accuracy"] >= 0.98
+    con.sql("TRAIN MODEL on_embedding USING lightgbm_classifier LABEL digit WITH (num_threads = 1) "
+            "AS SELECT digit, embedding FROM PREDICT(MODEL cnn, (SELECT * FROM digits WHERE NOT test))")  # fmt: skip
+    row = con.sql("EVALUATE MODEL on_embedding ON (SELECT digit, embedding FROM PREDICT(MODEL cnn, "
+                  "(SELECT * FROM digits WHERE test)))").fetchone()  # fmt: skip
+    assert row[3] >= 0.97
+
+
+def test_cnn_without_pytorch_names_the_extra(con, tmp_path):
+    """Run in a process where torch cannot be imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import importlib.util, sqlml\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'torch' else __import__('importlib').machinery."
+        "PathFinder.find_spec(name)\n"
+        f"con = sqlml.connect(catalog={str(tmp_path)!r})\n"
+        "con.sql('CREATE TABLE t AS SELECT [1.0, 2.0, 3.0, 4.0]::FLOAT[4] AS v, 1 AS y')\n"
+        "try:\n    con.sql('TRAIN MODEL m USING cnn_classifier LABEL y AS SELECT * FROM t')\n"
+        "except sqlml.SqlmlError as err:\n    print(err.message, err.span.col)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'sqlml[torch]'" in out and out.strip().endswith(" 21"), out
+
+
+def breast_cancer() -> tuple[pa.Table, np.ndarray, np.ndarray, list[str]]:
+    data = load_breast_cancer()
+    names = [f"f{i}" for i in range(data.data.shape[1])]
+    table = pa.table({"id": np.arange(len(data.target)), **dict(zip(names, data.data.T)), "y": data.target})
+    return table, data.data, data.target, names
+
+
+def test_import_scikit_learn_pipeline_predicts_as_the_original(con, tmp_path):
+    cancer, x, y, names = breast_cancer()
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    onx = to_onnx(pipeline, initial_types=[("x", FloatTensorType([None, 30]))],
+                  options={id(pipeline[-1]): {"zipmap": False}})  # fmt: skip
+    path = tmp_path / "cancer.onnx"
+    path.write_bytes(onx.SerializeToString())
+    con.sql(f"IMPORT MODEL cancer FROM '{path}' WITH (classes = [0, 1], inputs = {names}, label = 'y', "
+            "output = 'probabilities')")  # fmt: skip
+    got = np.array(con.sql("SELECT probability FROM PREDICT(MODEL cancer, TABLE cancer) ORDER BY id").fetchall())
+    np.testing.assert_allclose(got[:, 0], pipeline.predict_proba(x)[:, 1], atol=1e-4)
+    row = con.sql("EVALUATE MODEL cancer ON TABLE cancer")
+    auc = dict(zip(row.columns, row.fetchone()))["auc"]
+    from sklearn.metrics import roc_auc_score
+
+    assert auc == pytest.approx(roc_auc_score(y, pipeline.predict_proba(x)[:, 1]), abs=1e-6)
+    shown = con.sql("SHOW MODELS").fetchall()
+    assert shown[0][:4] == ("cancer", 1, "onnx_import", "binary")
+    described = {n: v for s, n, v in con.sql("DESCRIBE MODEL cancer").fetchall()}
+    assert described["source"] == str(path.resolve())
+    with pytest.raises(BindError, match="imported ONNX model"):
+        con.sql("TRAIN MODEL cancer USING logistic_classifier LABEL y AS SELECT * FROM cancer")
+
+
+@needs_torch
+def test_import_torch_cnn_takes_a_vector_column(con, tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10), nn.Softmax(dim=1))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated (the new one needs onnxscript)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (torch.zeros(1, 1, 8, 8),), buffer, input_names=["image"], output_names=["p"],
+                          dynamic_axes={"image": {0: "rows"}, "p": {0: "rows"}}, dynamo=False)  # fmt: skip
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(buffer.getvalue())
+    digits, x, _ = digits_table()
+    con.sql(f"IMPORT MODEL cnn FROM '{path}' WITH (classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], inputs = 'pixels')")
+    got = np.array([r[0] for r in con.sql("SELECT map_values(probabilities) FROM PREDICT(MODEL cnn, TABLE digits) "
+                                          "ORDER BY id").fetchall()])  # fmt: skip
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x).reshape(-1, 1, 8, 8)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def _onnx(tmp_path, name: str, input_type: object, zipmap: bool = False) -> str:
+    x, y = load_breast_cancer(return_X_y=True)
+    model = LogisticRegression(max_iter=2000).fit(x[:, :4], y)
+    onx = to_onnx(model, initial_types=[("x", input_type)], options={id(model): {"zipmap": zipmap}})
+    path = tmp_path / name
+    path.write_bytes(onx.SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message", "at"),
+    [
+        (lambda tmp: str(tmp / "missing.onnx"), "", "Cannot read model file", "'"),
+        (lambda tmp: (tmp / "t.onnx").write_text("not a model") and str(tmp / "t.onnx"), "", "not an ONNX model", "'"),
+        (lambda tmp: _onnx(tmp, "i.onnx", Int64TensorType([None, 4])), "classes = [0, 1]", "tensor(int64)", "'"),
+        (lambda tmp: _onnx(tmp, "u.onnx", FloatTensorType([None, None])), "classes = [0, 1]", "shape", "'"),
+        (lambda tmp: _onnx(tmp, "c.onnx", FloatTensorType([None, 4])), "inputs = ['a', 'b', 'c', 'd']",
+         "needs its classes", "'"),
+        (lambda tmp: _onnx(tmp, "k.onnx", FloatTensorType([None, 4])), "task = 'classification', inputs = 'v'",
+         "needs its classes", "'"),
+        (lambda tmp: _onnx(tmp, "w.onnx", FloatTensorType([None, 4])), "classes = [0, 1], inputs = ['a', 'b']",
+         "takes 4 inputs", "["),
+        (lambda tmp: _onnx(tmp, "z.onnx", FloatTensorType([None, 4]), zipmap=True),
+         "classes = [0, 1], output = 'output_probability', inputs = 'v'", "ZipMap", "'"),
+        (lambda tmp: _onnx(tmp, "o.onnx", FloatTensorType([None, 4])), "classes = [0, 1], clases = 1",
+         "Did you mean 'classes'", "c"),
+    ],
+)  # fmt: skip
+def test_bad_imports_are_positioned_and_change_nothing(con, tmp_path, make, options, message, at):
+    path = make(tmp_path)
+    with_ = f" WITH ({options})" if options else ""
+    statement = f"IMPORT MODEL m FROM '{path}'{with_}"
+    with pytest.raises(BindError) as info:
+        con.sql(statement)
+    assert message in str(info.value), str(info.value)
+    span = info.value.span
+    assert span is not None and statement[span.start] == at, (statement, span)
+    assert con.sql("SHOW MODELS").fetchall() == []
