@@ -364,7 +364,7 @@ class Engine:
         for key in ("trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
                     "early_stopping_rounds", "components", "explained_variance_ratio", "clusters", "iterations",
-                    "embedding", "image_shape", "source", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
+                    "embedding", "image_shape", "source", "warnings", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
         serving = self.catalog.serving(p.model.name)

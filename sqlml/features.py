@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -204,10 +204,11 @@ def encode(table: pa.Table, specs: list[FeatureSpec]) -> tuple[pa.Table, int]:
     return pa.table(columns, names=lightgbm_names([s.name for s in specs])), unseen
 
 
-def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int) -> np.ndarray:
-    """A row-major float64 matrix (rows x features), NULL as NaN: the layout LightGBM predicts
-    fastest from, filled one column at a time."""
-    out = np.empty((rows, len(columns)), dtype=np.float64)
+def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int, order: Literal["C", "F"] = "C") -> np.ndarray:
+    """A (rows x features) float64 matrix, NULL as NaN, filled one column at a time: row-major
+    (`order = "C"`, the layout LightGBM predicts fastest from) or column-major ("F", filled
+    with contiguous writes, for scikit-learn's fits)."""
+    out = np.empty((rows, len(columns)), dtype=np.float64, order=order)
     for i, col in enumerate(columns):
         out[:, i] = (
             col.to_numpy(zero_copy_only=False)

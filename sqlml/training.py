@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from sqlml.plan import TrainPlan
 LABEL, GROUP, WEIGHT = features.LABEL, features.GROUP, features.WEIGHT
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 SMALL_DATA = 2_000_000  # rows x features under which one LightGBM thread beats several
+_BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="sqlml-fingerprint")
 
 
 def auto_validation(rows: int) -> float:
@@ -238,7 +240,7 @@ def train(
         groups, order = features.group_sizes(table.column(GROUP), plan.group)
     if trainer.task == "ranking" and (np.any(label < 0) or np.any(label != np.floor(label))):
         raise ExecutionError(f"Ranking label '{plan.label}' must hold whole numbers from 0 (relevance grades).")
-    digest = fingerprint(table)
+    digest = _BACKGROUND.submit(fingerprint, table)  # hashing releases the GIL: it runs beside the fit
     if order is not None:
         table, label = table.take(pa.array(order)), label[order]
     weight = table.column(WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
@@ -316,7 +318,7 @@ def train(
         "metrics": scores,
         **getattr(model, "info", {}),
         "training_sql": plan.training_sql,
-        "fingerprint": digest,
+        "fingerprint": digest.result(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
         "duration_s": round(time.perf_counter() - started, 3),
         **(lineage or {}),

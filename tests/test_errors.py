@@ -86,7 +86,12 @@ def test_api_error(pristine, tmp_path, sql, line, col, message):
     assert snapshot(root) == before
 
 
-@pytest.mark.parametrize(("sql", "line", "col", "message"), CASES, ids=IDS)
+# the CLI runs each case in a process of its own (about 4 s each): the first fixture's cases in the default
+# run, the second's with the slow tests (the API and REPL tests take every case in the default run)
+CLI_CASES = [pytest.param(*c, marks=pytest.mark.slow) if i >= len(FIRST) else c for i, c in enumerate(CASES)]
+
+
+@pytest.mark.parametrize(("sql", "line", "col", "message"), CLI_CASES, ids=IDS)
 def test_cli_error(pristine, tmp_path, sql, line, col, message):
     root = copy_setup(pristine, tmp_path)
     before = snapshot(root)

@@ -38,6 +38,7 @@ def digits_table() -> tuple[pa.Table, np.ndarray, np.ndarray]:
 
 
 @needs_torch
+@pytest.mark.slow
 def test_cnn_predicts_as_the_pytorch_model_did(con):
     from sqlml.models import cnn, get
 

@@ -64,6 +64,7 @@ def test_text_example_scores_the_stream_with_the_stored_featurizer(tmp_path):
     assert '"body:urgent"' in proc.stdout or '"body:winner"' in proc.stdout
 
 
+@pytest.mark.slow
 def test_model_zoo_compares_five_families_side_by_side(tmp_path):
     con = sqlml.connect(catalog=tmp_path / "cat")
     script = (ROOT / "queries" / "model_zoo.sql").read_text()

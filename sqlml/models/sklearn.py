@@ -122,6 +122,7 @@ class SklearnTrainer:
         from sklearn.exceptions import ConvergenceWarning
 
         x, columns = _matrix(train)
+        params = dict(params)
         seed = params.pop("seed", None)
         preprocess = preprocessing(x, columns, train.categorical)
         estimator = self._make(params, seed)
@@ -131,8 +132,8 @@ class SklearnTrainer:
                 raise ExecutionError(f"{self.name} cannot weigh rows.", hint="Leave WEIGHT out.")
             fit_params["sample_weight"] = train.weight
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the metrics instead
+            with warnings.catch_warnings(record=True) as caught:  # kept in the version's metadata (DESCRIBE)
+                warnings.simplefilter("always", ConvergenceWarning)
                 xt = preprocess.fit_transform(x)
                 if self.task in ("clustering", "decomposition"):
                     estimator.fit(xt, **fit_params)
@@ -151,6 +152,9 @@ class SklearnTrainer:
             )
         model = onnx_models.OnnxModel(data, self.task_for(len(classes) if classes is not None else 0), roles)
         model.info = {"onnx": {"outputs": model.outputs}, **_summary(estimator)}
+        notes = sorted({str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
+        if notes:
+            model.info["warnings"] = notes
         used = {**params, **({"seed": seed} if seed is not None else {})}
         return model, used
 
@@ -175,7 +179,7 @@ def _matrix(data: TrainingData) -> tuple[np.ndarray, list[str]]:
 
     table = data.features
     if isinstance(table, pa.Table):
-        return features.to_matrix(table.columns, table.num_rows), table.column_names
+        return features.to_matrix(table.columns, table.num_rows, order="F"), table.column_names
     if not isinstance(table, np.ndarray):
         raise ExecutionError("Free text (TEXT) trains with the lightgbm_* trainers only.")
     return np.asarray(table, dtype=np.float64), list(data.names)
@@ -213,7 +217,10 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     from skl2onnx.common.data_types import FloatTensorType
 
     try:
-        head = convert(preprocess, initial_types=[("input", FloatTensorType([None, width]))], target_opset=OPSET)
+        if hasattr(preprocess, "named_steps"):  # numbers only: plain tensor operators, several times faster
+            head = _numbers_graph(preprocess, width)
+        else:
+            head = convert(preprocess, initial_types=[("input", FloatTensorType([None, width]))], target_opset=OPSET)
         inner = head.graph.output[0]
         size = inner.type.tensor_type.shape.dim[1].dim_value or None
         options: dict[str, Any] = {"zipmap": False} if task == "classification" else {}
@@ -224,6 +231,7 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     except Exception as err:  # skl2onnx raises many types for what it cannot convert
         raise ExecutionError(f"skl2onnx could not convert the model to ONNX: {err}") from err
     tail = compose.add_prefix(tail, "model_")
+    head.ir_version = tail.ir_version
     names = [o.name for o in tail.graph.output]
     merged = compose.merge_models(head, tail, io_map=[(inner.name, "model_x")], outputs=[inner.name, *names])
     roles = {"inputs": inner.name}
@@ -232,6 +240,31 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     else:
         roles["score"] = names[-1]
     return merged.SerializeToString(), roles
+
+
+def _numbers_graph(pipeline: Any, width: int) -> Any:
+    """The fitted imputer and scaler as standard ONNX operators (IsNaN, Where, Sub, Div): the
+    same float32 arithmetic as skl2onnx's Imputer and Scaler, which run several times slower."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    fill = pipeline.named_steps["impute"].statistics_
+    scaler = pipeline.named_steps["scale"]
+    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(width)
+    constants = [numpy_helper.from_array(np.asarray(v, dtype=np.float32).reshape(1, width), name)
+                 for name, v in (("fill", fill), ("mean", scaler.mean_), ("scale", scale))]  # fmt: skip
+    nodes = [
+        helper.make_node("IsNaN", ["input"], ["missing"]),
+        helper.make_node("Where", ["missing", "fill", "input"], ["filled"]),
+        helper.make_node("Sub", ["filled", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "scale"], ["variable"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "preprocessing",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, width])],
+        constants,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
 def _summary(estimator: Any) -> dict[str, Any]:
