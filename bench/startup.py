@@ -1,4 +1,6 @@
-"""How long `sqlml --help` takes to start (target: under 0.3 s), against `python -c pass`.
+"""How long `sqlml --help` takes to start (target: under 0.3 s), against `python -c pass`; and
+`import sqlml` and the first `sqlml.connect` (which load no model library: LightGBM, scikit-learn,
+ONNX Runtime and PyTorch load when a statement needs them).
 
 python bench/startup.py [--repeats 10]
 """
@@ -29,8 +31,12 @@ def main() -> None:
     sqlml = shutil.which("sqlml") or sys.exit("install sqlml first (pip install -e .)")
     python = wall([sys.executable, "-c", "pass"], args.repeats)
     help_ = wall([sqlml, "--help"], args.repeats)
+    module = wall([sys.executable, "-c", "import sqlml"], args.repeats)
+    api = wall([sys.executable, "-c", "import sqlml; sqlml.connect"], args.repeats)
     print(f"python -c pass : {python:.3f} s (median of {args.repeats})")
     print(f"sqlml --help   : {help_:.3f} s (median of {args.repeats})  (target < 0.3 s)")
+    print(f"import sqlml   : {module:.3f} s (median of {args.repeats})")
+    print(f"sqlml.connect  : {api:.3f} s (median of {args.repeats}; DuckDB, Arrow and the engine, no model library)")
 
 
 if __name__ == "__main__":
