@@ -675,6 +675,11 @@ def bind(
         return bind_import(binder, node)
     if isinstance(node, ast.Evaluate):
         model = binder.model(node.this)
+        if model.meta["task"] not in UNSUPERVISED and not model.meta.get("label"):
+            raise binder.error(
+                f"Model '{model.name}' has no label column to be evaluated against.", node.this,
+                f"It was imported without one: IMPORT MODEL {model.name} FROM '...' WITH (label = 'column', ...).",
+            )  # fmt: skip
         source = None
         if node.args.get("source") is not None:
             source_node = node.args["source"]

@@ -52,6 +52,8 @@ ML_HELP = """\
 The ML statements, one example each (beside all of DuckDB's SQL; docs/reference.md has the rest):
   TRAIN MODEL churn USING lightgbm_classifier LABEL churned EXCLUDE (id) WITH (num_leaves = 31) AS SELECT * FROM customers;
   TRAIN MODEL spam USING lightgbm_classifier LABEL is_spam TEXT (body) AS SELECT is_spam, body FROM messages;
+  TRAIN MODEL segments USING kmeans WITH (n_clusters = 4) AS SELECT tenure, spend FROM customers;   -- no LABEL
+  IMPORT MODEL digits FROM 'cnn.onnx' WITH (classes = [0, 1, 2], inputs = 'pixels');
   EVALUATE MODEL churn;                                    -- metrics on the held-out rows
   EVALUATE MODEL churn ON (SELECT * FROM customers WHERE month = 6);
   SELECT id, prediction, probability FROM PREDICT(MODEL churn, TABLE customers);

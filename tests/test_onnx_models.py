@@ -140,6 +140,8 @@ def test_import_torch_cnn_takes_a_vector_column(con, tmp_path):
     path.write_bytes(buffer.getvalue())
     digits, x, _ = digits_table()
     con.sql(f"IMPORT MODEL cnn FROM '{path}' WITH (classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], inputs = 'pixels')")
+    with pytest.raises(BindError, match="no label column"):
+        con.sql("EVALUATE MODEL cnn ON TABLE digits")
     got = np.array([r[0] for r in con.sql("SELECT map_values(probabilities) FROM PREDICT(MODEL cnn, TABLE digits) "
                                           "ORDER BY id").fetchall()])  # fmt: skip
     with torch.no_grad():

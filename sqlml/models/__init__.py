@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlml.models.base import Model, Trainer, TrainingData
+from sqlml.models.base import UNSUPERVISED, Model, Trainer, TrainingData
 
 _REGISTRY: dict[str, Trainer] = {}
 
@@ -43,7 +43,7 @@ _cnn.register_builtins(register)
 def truth(task: str, model: Model, matrix: Any, label: np.ndarray) -> np.ndarray:
     """What a model's scores are measured against: the label (class codes for a classifier),
     or for clustering and decomposition the inputs as the model sees them."""
-    if task in ("clustering", "decomposition"):
+    if task in UNSUPERVISED:
         return np.asarray(model.model_inputs(matrix))  # type: ignore[attr-defined]
     return label.astype(np.int64) if task in ("binary", "multiclass") else label
 

@@ -70,8 +70,7 @@ class TreeModel(Model, Protocol):
         ...
 
 
-# what a trainer learns from: the tasks of `Trainer.task`
-SUPERVISED = ("classification", "regression", "ranking")
+# the tasks (of `Trainer.task` and of a version) that learn without a label
 UNSUPERVISED = ("clustering", "decomposition")
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.models import onnx as onnx_models
-from sqlml.models.base import Model, Progress, TrainingData
+from sqlml.models.base import UNSUPERVISED, Model, Progress, TrainingData
 
 OPSET = 18
 # parameters no family takes, and what to write instead
@@ -135,12 +135,15 @@ class SklearnTrainer:
             with warnings.catch_warnings(record=True) as caught:  # kept in the version's metadata (DESCRIBE)
                 warnings.simplefilter("always", ConvergenceWarning)
                 xt = preprocess.fit_transform(x)
-                if self.task in ("clustering", "decomposition"):
+                if self.task in UNSUPERVISED:
                     estimator.fit(xt, **fit_params)
                 else:
                     estimator.fit(xt, train.label, **fit_params)
         except ValueError as err:
-            raise ExecutionError(f"scikit-learn could not train {self.name}: {err}") from err
+            raise ExecutionError(
+                f"scikit-learn could not train {self.name}: {err}",
+                hint=f"Check the WITH parameters against scikit-learn's {self.estimator.split(':')[1]} and the data.",
+            ) from err
         if progress is not None:
             progress(1, 1)
         data, roles = to_onnx(preprocess, estimator, x.shape[1], self.task)
