@@ -158,6 +158,19 @@ def _onnx(tmp_path, name: str, input_type: object, zipmap: bool = False) -> str:
     return str(path)
 
 
+def _two_inputs(tmp_path) -> str:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["s"])], "two",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [None, 1])],
+    )  # fmt: skip
+    path = tmp_path / "two.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    return str(path)
+
+
 @pytest.mark.parametrize(
     ("make", "options", "message", "at"),
     [
@@ -173,6 +186,7 @@ def _onnx(tmp_path, name: str, input_type: object, zipmap: bool = False) -> str:
          "takes 4 inputs", "["),
         (lambda tmp: _onnx(tmp, "z.onnx", FloatTensorType([None, 4]), zipmap=True),
          "classes = [0, 1], output = 'output_probability', inputs = 'v'", "ZipMap", "'"),
+        (_two_inputs, "", "has 2 inputs", "'"),
         (lambda tmp: _onnx(tmp, "o.onnx", FloatTensorType([None, 4])), "classes = [0, 1], clases = 1",
          "Did you mean 'classes'", "c"),
     ],

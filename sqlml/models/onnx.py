@@ -66,7 +66,8 @@ class OnnxModel:
     def _session(self, threads: int) -> Any:
         if threads not in self._sessions:
             with self._lock:
-                self._sessions.setdefault(threads, session(self.data, threads))
+                if threads not in self._sessions:  # two DuckDB threads may ask at once: one session each count
+                    self._sessions[threads] = session(self.data, threads)
         return self._sessions[threads]
 
     def run(self, matrix: np.ndarray | Any, roles: list[str], threads: int = 0) -> list[np.ndarray]:
