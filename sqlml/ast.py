@@ -38,6 +38,7 @@ class Train(exp.Expression):
         "group": False,
         "weight": False,
         "text": False,
+        "transform": False,
         "features": False,
         "exclude": False,
         "params": False,
@@ -82,13 +83,30 @@ class ImportModel(exp.Expression):
 
 
 class Predict(exp.Expression):
-    """`PREDICT(MODEL name [VERSION n], (query) | TABLE t)`, a table function.
+    """`PREDICT(MODEL name [VERSION n], (query) | TABLE t [, name => value ...])`, a table function;
+    also `EXPLAIN_PREDICT(...)` and BigQuery ML's `ML.PREDICT` / `ML.EXPLAIN_PREDICT` (`kind`).
 
-    `udf` and `columns` are filled in by the planner: the name of the registered scoring
-    function and the output columns it adds, so the generator can write plain DuckDB SQL.
+    `rewrite` is filled in by the planner: the DuckDB subquery that calls the scoring function.
     """
 
-    arg_types = {"this": True, "source": True, "rewrite": False}
+    arg_types = {"this": True, "source": True, "options": False, "kind": False, "rewrite": False}
+
+
+class ModelFunction(exp.Expression):
+    """A table function over a model's results: `EVALUATE(MODEL m [, TABLE t | (query)] [, name => value])`,
+    `ROC_CURVE(...)`, `MODELS()`, BigQuery ML's `ML.EVALUATE(..., STRUCT(0.5 AS threshold))`, ...
+
+    `this` is the function's name as written (upper case), `options` its named arguments
+    (PropertyEQ), `values` a positional list of numbers (ML.ROC_CURVE's thresholds).
+    """
+
+    arg_types = {"this": True, "model": False, "source": False, "options": False, "values": False, "rewrite": False}
+
+
+class CreateModel(exp.Expression):
+    """BigQuery ML's `CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name [TRANSFORM (...)] OPTIONS (...) [AS query]`."""
+
+    arg_types = {"this": True, "replace": False, "exists": False, "transform": False, "options": True, "source": False}
 
 
 class Metrics(exp.Expression):
@@ -139,4 +157,4 @@ class DropStream(exp.Expression):
     arg_types = {"this": True, "exists": False}
 
 
-STATEMENTS = (Train, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel, ImportModel)
+STATEMENTS = (Train, CreateModel, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel, ImportModel)

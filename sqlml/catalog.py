@@ -175,9 +175,13 @@ class Catalog:
             )
         return meta
 
-    def save(self, name: str, model: str | bytes, meta: dict[str, Any], file: str = MODEL_FILE) -> ModelVersion:
+    def save(
+        self, name: str, model: str | bytes, meta: dict[str, Any], file: str = MODEL_FILE,
+        extra: dict[str, bytes] | None = None,
+    ) -> ModelVersion:  # fmt: skip
         """Store a new version atomically and return it; `meta['version']` is set here. The
-        model is text (LightGBM's) or bytes (ONNX), written to `file` in the version's folder."""
+        model is text (LightGBM's) or bytes (ONNX), written to `file` in the version's folder,
+        with `extra` files beside it (the validation rows' scores)."""
         name = check_name(name)
         folder = self.root / name
         try:
@@ -189,6 +193,8 @@ class Catalog:
         try:
             data = model.encode() if isinstance(model, str) else model
             (tmp / file).write_bytes(data)
+            for extra_name, extra_data in (extra or {}).items():
+                (tmp / extra_name).write_bytes(extra_data)
             version = self._last_number(name) + 1
             while True:
                 meta = {**meta, "name": name, "version": version, "model_file": file, "model_sha256": checksum(data)}

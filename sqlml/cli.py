@@ -235,6 +235,36 @@ def run(
         session.close()
 
 
+@app.command()
+def report(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="The model to report on."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="The HTML file to write (default: MODEL.html)."),
+    version: int | None = typer.Option(None, "--version", help="The version (default: the serving or latest one)."),
+    db: str = DbOption,
+    catalog: Path | None = CatalogOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Write one self-contained HTML page about a model: metrics, curves, importance, training."""
+    from sqlml.report import build
+
+    db, catalog = defaults(ctx, db, catalog)
+    session = guarded(lambda: open_session(db, catalog), debug)
+    target = output or Path(f"{model}.html")
+    try:
+        page = guarded(lambda: build(session, model, version), debug)  # a user error: printed, exit 1
+    finally:
+        session.close()
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(page)
+        tmp.replace(target)
+    except OSError as err:
+        typer.echo(f"{target}: error: cannot write the report: {err.strerror}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(f"Wrote {target} ({len(page) // 1024} KiB).")
+
+
 def guarded(work: Callable[[], Any], debug: bool) -> Any:
     """Run CLI work; an unexpected exception (a bug, not a user error) is one line on stderr
     and exit 1, with the traceback only under --debug."""

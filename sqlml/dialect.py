@@ -22,13 +22,47 @@ from sqlglot.tokens import Token, TokenType
 
 from sqlml import ast
 from sqlml.errors import Span, SqlmlSyntaxError, did_you_mean
+from sqlml.generator import (
+    create_model_sql,
+    create_stream_sql,
+    import_sql,
+    model_function_sql,
+    options_sql,
+    train_sql,
+    window_table_sql,
+)
 
 KEYWORDS = (
     "TRAIN", "EVALUATE", "PREDICT", "MODEL", "MODELS", "USING", "LABEL", "GROUP", "WEIGHT", "TEXT", "FEATURES",
     "EXCLUDE", "WITH", "AS", "VERSION", "ON", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "DROP",
     "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS", "METRICS",
-    "FEATURE_RANKING", "IMPORT",
+    "FEATURE_RANKING", "IMPORT", "OPTIONS",
 )  # fmt: skip
+
+# table functions over a model's results (sqlml's names, then BigQuery ML's), and the
+# PREDICT-like ones that score rows inside DuckDB's pipeline
+MODEL_FUNCTIONS = (
+    "EVALUATE", "MODELS", "DESCRIBE_MODEL", "FEATURE_IMPORTANCE", "ROC_CURVE", "PR_CURVE", "CONFUSION_MATRIX",
+    "CALIBRATION", "TRAINING_CURVE", "GLOBAL_EXPLAIN", "TRIALS",
+    "ML.EVALUATE", "ML.FEATURE_IMPORTANCE", "ML.GLOBAL_EXPLAIN", "ML.TRAINING_INFO", "ML.CONFUSION_MATRIX",
+    "ML.ROC_CURVE", "ML.TRIAL_INFO",
+)  # fmt: skip
+PREDICT_FUNCTIONS = ("PREDICT", "EXPLAIN_PREDICT", "ML.PREDICT", "ML.EXPLAIN_PREDICT")
+# BigQuery ML functions sqlml does not have: named in an error rather than left to DuckDB
+BIGQUERY_ML_MISSING = (
+    "ML.WEIGHTS", "ML.ADVANCED_WEIGHTS", "ML.CENTROIDS", "ML.PRINCIPAL_COMPONENTS",
+    "ML.PRINCIPAL_COMPONENT_INFO", "ML.FORECAST", "ML.EXPLAIN_FORECAST", "ML.ARIMA_EVALUATE", "ML.ARIMA_COEFFICIENTS",
+    "ML.DETECT_ANOMALIES", "ML.RECOMMEND", "ML.GENERATE_TEXT", "ML.GENERATE_EMBEDDING", "ML.TRANSFORM",
+    "ML.RECONSTRUCTION_LOSS", "ML.FEATURE_INFO", "ML.GET_INSIGHTS", "ML.VALIDATE_DATA_SKEW",
+    "ML.VALIDATE_DATA_DRIFT", "ML.TFDV_DESCRIBE", "ML.TFDV_VALIDATE",
+    "ML.MAX_ABS_SCALER", "ML.ROBUST_SCALER", "ML.NORMALIZER", "ML.ONE_HOT_ENCODER", "ML.MULTI_HOT_ENCODER", "ML.LABEL_ENCODER", "ML.HASH_BUCKETIZE", "ML.IMPUTER", "ML.DISTANCE", "ML.LP_NORM",
+    "ML.METRICS",
+)  # fmt: skip
+# TRANSFORM's preprocessing functions: parsed as plain calls, rewritten by sqlml.transform
+PREPROCESSING = ("ML.STANDARD_SCALER", "ML.MIN_MAX_SCALER", "ML.QUANTILE_BUCKETIZE", "ML.BAG_OF_WORDS", "ML.TF_IDF",
+                 "ML.BUCKETIZE", "ML.FEATURE_CROSS", "ML.POLYNOMIAL_EXPAND", "ML.NGRAMS")  # fmt: skip
+_ML_NAMES = frozenset(n.removeprefix("ML.") for n in (*MODEL_FUNCTIONS, *PREDICT_FUNCTIONS, *BIGQUERY_ML_MISSING,
+                      *PREPROCESSING) if n.startswith("ML."))  # fmt: skip
 
 WINDOW_KINDS = {"TUMBLE": ("size",), "HOP": ("slide", "size"), "CUMULATE": ("step", "max_size"), "SESSION": ("gap",)}
 
@@ -45,6 +79,11 @@ _HEADS = {
 }
 
 
+def _create_model_ahead(tokens: list[Token]) -> bool:
+    words = [t.text.upper() for t in tokens[:4]]
+    return words[:2] == ["CREATE", "MODEL"] or words[:4] == ["CREATE", "OR", "REPLACE", "MODEL"]
+
+
 def _create_stream_ahead(tokens: list[Token]) -> bool:
     words = [t.text.upper() for t in tokens[:4]]
     return words[:2] == ["CREATE", "STREAM"] or words[:4] == ["CREATE", "OR", "REPLACE", "STREAM"]
@@ -58,6 +97,8 @@ class Sqlml(DuckDB):
         # statement into a string; we need to see `EXPLAIN MODEL name`.
         KEYWORDS = {k: v for k, v in DuckDB.Tokenizer.KEYWORDS.items() if k != "EXPLAIN"}
         COMMANDS = DuckDB.Tokenizer.COMMANDS - {TokenType.COMMAND, TokenType.EXECUTE}
+        # BigQuery's `project.dataset.model` names (DuckDB itself never sees a backquote)
+        IDENTIFIERS = ['"', "`"]
 
     class Parser(DuckDB.Parser):
         FUNCTION_PARSERS = {
@@ -65,6 +106,9 @@ class Sqlml(DuckDB):
             "PREDICT": lambda self: self._parse_predict(),
             "METRICS": lambda self: self._parse_metrics(),
             "FEATURE_RANKING": lambda self: self._parse_metrics(ast.FeatureRanking),
+            **{name: lambda self: self._parse_model_function() for name in MODEL_FUNCTIONS},
+            **{name: lambda self: self._parse_predict() for name in PREDICT_FUNCTIONS if name != "PREDICT"},
+            **{name: lambda self: self._parse_missing_ml() for name in BIGQUERY_ML_MISSING},
         }
 
         error_token: Token | None = None
@@ -94,6 +138,12 @@ class Sqlml(DuckDB):
             ):
                 self._advance()
                 return self._parse_create_stream()
+            if self._curr and _create_model_ahead(self._tokens[self._index :]):
+                self._advance()
+                created = self._parse_create_model()
+                if self._curr:
+                    self._fail(f"Unexpected '{self._curr.text}' after the statement")
+                return created
             if self._curr and self._curr.text.upper() == "EXPLAIN":
                 self._advance()
                 return self._parse_as_command(self._prev)
@@ -116,8 +166,22 @@ class Sqlml(DuckDB):
             self._advance()
             return ident
 
+        def _model_name(self, what: str) -> exp.Identifier:
+            """A model's name; BigQuery's `dataset.model` and `project.dataset.model` (quoted
+            with backquotes or not) name the model by their last part, as the catalog has no datasets."""
+            ident = self._name(what)
+            while self._curr and self._curr.token_type == TokenType.DOT and self._next:
+                self._advance()
+                ident = self._name(what)
+            if ident.quoted and "." in ident.name:
+                start = ident.meta["end"] - len(ident.name.rsplit(".", 1)[1])
+                part = exp.to_identifier(ident.name.rsplit(".", 1)[1], quoted=True)
+                part.meta.update(start=start, end=ident.meta["end"])
+                ident = part
+            return ident
+
         def _model_ref(self, what: str = "a model name") -> ast.ModelRef:
-            ref = ast.ModelRef(this=self._name(what))
+            ref = ast.ModelRef(this=self._model_name(what))
             if self._match_text_seq("VERSION"):
                 token = self._curr
                 number = self._parse_placeholder() or self._parse_number()  # VERSION ? takes a parameter
@@ -134,7 +198,7 @@ class Sqlml(DuckDB):
         def _source(self, what: str) -> ast.QuerySource:
             """`(query)` or `TABLE name`."""
             if self._match(TokenType.TABLE):
-                table = self._parse_table_parts()
+                table = _unquote_path(self._parse_table_parts())
                 return ast.QuerySource(this=table, text=f"SELECT * FROM {table.sql('duckdb')}", table=True)
             if not self._match(TokenType.L_PAREN):
                 self._fail(f"Expected (SELECT ...) or TABLE name {what}")
@@ -142,7 +206,7 @@ class Sqlml(DuckDB):
             query = self._parse_statement()
             if not isinstance(query, exp.Query):
                 self._fail(f"Expected a query {what}", "Write (SELECT ...) or TABLE name.")
-            text = self.sql[start : self._prev.end + 1]
+            text = bigquery_sql(self.sql[start : self._prev.end + 1])
             query.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
             self._match_r_paren()
             return ast.QuerySource(this=query, text=text)
@@ -173,6 +237,8 @@ class Sqlml(DuckDB):
                 node.set("weight", self._name("the weight column after WEIGHT"))
             if self._match_text_seq("TEXT"):
                 node.set("text", self._parse_wrapped_csv(lambda: self._name("a free-text column name")))
+            if self._match_text_seq("TRANSFORM"):
+                node.set("transform", self._transform_list())
             if self._match_text_seq("FEATURES"):
                 node.set("features", self._parse_wrapped_csv(lambda: self._name("a column name")))
             elif self._match_text_seq("EXCLUDE"):
@@ -181,7 +247,7 @@ class Sqlml(DuckDB):
                 node.set("params", self._parse_wrapped_csv(self._param))
             if not self._match(TokenType.ALIAS):
                 found = self._curr.text if self._curr else "the end of the statement"
-                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "LABEL", "GROUP", "WEIGHT", "TEXT"]
+                expected = ["AS", "WITH", "FEATURES", "EXCLUDE", "LABEL", "GROUP", "WEIGHT", "TEXT", "TRANSFORM"]
                 self._fail(
                     f"Expected AS SELECT ... to end TRAIN MODEL, found '{found}'",
                     did_you_mean(found.upper(), expected) or "TRAIN MODEL ... AS SELECT ...",
@@ -348,12 +414,126 @@ class Sqlml(DuckDB):
             return node
 
         def _parse_predict(self) -> ast.Predict:
-            self._expect("MODEL", "as PREDICT's first argument: PREDICT(MODEL name, ...)")
+            word = self._prev.text.upper() if self._prev and self._prev.token_type != TokenType.L_PAREN else ""
+            word = word or self._tokens[self._index - 2].text.upper()
+            self._expect("MODEL", f"as {word}'s first argument: {word}(MODEL name, ...)")
             ref = self._model_ref()
             if not self._match(TokenType.COMMA):
-                self._fail("Expected a comma and the input after PREDICT's model", "PREDICT(MODEL m, TABLE t)")
-            node = ast.Predict(this=ref, source=self._source("as PREDICT's input"))
-            self._closing("PREDICT(...)", "PREDICT(MODEL m, TABLE t) or PREDICT(MODEL m, (SELECT ...))")
+                self._fail(f"Expected a comma and the input after {word}'s model", f"{word}(MODEL m, TABLE t)")
+            node = ast.Predict(this=ref, source=self._source(f"as {word}'s input"), kind=word)
+            options, _ = self._function_options(word)
+            if options:
+                node.set("options", options)
+            self._closing(f"{word}(...)", f"{word}(MODEL m, TABLE t) or {word}(MODEL m, (SELECT ...))")
+            return node
+
+        def _function_options(self, word: str) -> tuple[list[exp.Expr], list[exp.Expr]]:
+            """A table function's named arguments after its model and input: `name => value`
+            (sqlml), `STRUCT(value AS name, ...)` (BigQuery ML); and positional values
+            (ML.ROC_CURVE's GENERATE_ARRAY(...) or [...] of thresholds)."""
+            options: list[exp.Expr] = []
+            values: list[exp.Expr] = []
+            while self._match(TokenType.COMMA):
+                start = self._curr.start if self._curr else 0
+                if self._curr and self._next and self._next.token_type in (TokenType.FARROW, TokenType.COLON_EQ):
+                    key = self._name("an argument name")
+                    self._advance()
+                    value = self._parse_bitwise()
+                    if value is None:
+                        self._fail(f"Expected a value for {word}'s argument '{key.name}'")
+                    value.meta.update(start=self._tokens[self._index - 1].start, end=self._prev.end)  # type: ignore[union-attr]
+                    options.append(exp.PropertyEQ(this=key, expression=value))
+                    continue
+                value = self._parse_bitwise()
+                if isinstance(value, exp.Struct):
+                    for prop in value.expressions:
+                        if not isinstance(prop, exp.PropertyEQ):
+                            self._fail(f"Name each field of {word}'s STRUCT", "STRUCT(0.5 AS threshold)")
+                        options.append(prop)
+                elif value is not None:
+                    value.meta.update(start=start, end=self._prev.end)
+                    values.append(value)
+                else:
+                    self._fail(f"Expected an argument for {word}", "name => value, or STRUCT(value AS name)")
+            return options, values
+
+        def _transform_list(self) -> list[exp.Expr]:
+            """TRANSFORM's (expr AS name, column, *, ...), each positioned for errors."""
+
+            def item() -> exp.Expr:
+                start = self._curr.start if self._curr else 0
+                node = self._parse_expression()
+                if node is None:
+                    self._fail(
+                        "Expected an expression in TRANSFORM (...)", "TRANSFORM (ML.STANDARD_SCALER(x) OVER () AS x, y)"
+                    )
+                node.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
+                return node  # type: ignore[return-value]
+
+            return self._parse_wrapped_csv(item)
+
+        def _parse_model_function(self) -> ast.ModelFunction:
+            word = self._tokens[self._index - 2].text.upper()
+            node = ast.ModelFunction(this=word)
+            node.meta.update(start=self._tokens[self._index - 2].start, end=self._tokens[self._index - 2].end)
+            if word == "MODELS":
+                self._closing("MODELS()", "MODELS()")
+                return node
+            self._expect("MODEL", f"as {word}'s first argument: {word}(MODEL name, ...)")
+            node.set("model", self._model_ref())
+            if (
+                self._curr
+                and self._curr.token_type == TokenType.COMMA
+                and self._next
+                and self._next.token_type in (TokenType.TABLE, TokenType.L_PAREN)
+            ):
+                self._advance()
+                node.set("source", self._source(f"as {word}'s input"))
+            options, values = self._function_options(word)
+            node.set("options", options or None)
+            node.set("values", values or None)
+            self._closing(f"{word}(...)", f"{word}(MODEL m[, TABLE t])")
+            return node
+
+        def _parse_missing_ml(self) -> exp.Expr:
+            word = self._tokens[self._index - 2].text.upper()
+            self.error_token = self._tokens[self._index - 2]
+            self.error_hint = (
+                "sqlml has ML.PREDICT, ML.EVALUATE, ML.FEATURE_IMPORTANCE, ML.GLOBAL_EXPLAIN, ML.EXPLAIN_PREDICT, "
+                "ML.TRAINING_INFO, ML.CONFUSION_MATRIX, ML.ROC_CURVE and ML.TRIAL_INFO; see docs/bigquery-ml.md."
+            )
+            super().raise_error(f"sqlml does not have BigQuery ML's {word}.", self.error_token)
+            raise AssertionError  # raise_error raises at ErrorLevel.IMMEDIATE
+
+        def _parse_create_model(self) -> ast.CreateModel:
+            replace = self._match_text_seq("OR", "REPLACE")
+            self._expect("MODEL", "after CREATE")
+            exists = self._exists(("IF", "NOT", "EXISTS"))
+            node = ast.CreateModel(this=self._model_name("a model name"), replace=replace, exists=exists)
+            if self._match_text_seq("TRANSFORM"):
+                node.set("transform", self._transform_list())
+            if not self._match_text_seq("OPTIONS"):
+                found = self._curr.text if self._curr else "the end of the statement"
+                self._fail(
+                    f"Expected OPTIONS (...) after CREATE MODEL's name, found '{found}'",
+                    "CREATE MODEL m OPTIONS (model_type = 'logistic_reg', input_label_cols = ['y']) AS SELECT ...",
+                )
+            node.set("options", self._parse_wrapped_csv(self._param))
+            if self._match(TokenType.ALIAS):
+                wrapped = self._curr is not None and self._curr.token_type == TokenType.L_PAREN
+                start = self._curr.start if self._curr else len(self.sql)
+                query = self._parse_statement() if not wrapped else None
+                if wrapped:
+                    self._advance()
+                    start = self._curr.start if self._curr else start
+                    query = self._parse_statement()
+                if not isinstance(query, exp.Query):
+                    self._fail("Expected a query after AS", "CREATE MODEL ... OPTIONS (...) AS SELECT ...")
+                end = self._prev.end
+                if wrapped:
+                    self._match_r_paren()
+                query.meta.update(start=start, end=end)  # type: ignore[union-attr]
+                node.set("source", ast.QuerySource(this=query, text=bigquery_sql(self.sql[start : end + 1])))
             return node
 
     class Generator(DuckDB.Generator):
@@ -370,19 +550,23 @@ class Sqlml(DuckDB):
             ast.Predict: lambda self, e: (
                 e.args["rewrite"]
                 if e.args.get("rewrite")
-                else f"PREDICT({self.sql(e, 'this')}, {self.sql(e, 'source')})"
+                else f"{e.args.get('kind') or 'PREDICT'}({self.sql(e, 'this')}, {self.sql(e, 'source')}"
+                + options_sql(self, e.args.get("options"))
+                + ")"
             ),
-            ast.Train: lambda self, e: _train_sql(self, e),
-            ast.WindowTable: lambda self, e: _window_table_sql(self, e),
+            ast.ModelFunction: lambda self, e: e.args.get("rewrite") or model_function_sql(self, e),
+            ast.CreateModel: lambda self, e: create_model_sql(self, e),
+            ast.Train: lambda self, e: train_sql(self, e),
+            ast.WindowTable: lambda self, e: window_table_sql(self, e),
             ast.Evaluate: lambda self, e: (
                 f"EVALUATE {self.sql(e, 'this')}" + (f" ON {self.sql(e, 'source')}" if e.args.get("source") else "")
             ),
             ast.ShowModels: lambda self, e: "SHOW MODELS",
-            ast.ImportModel: lambda self, e: _import_sql(self, e),
+            ast.ImportModel: lambda self, e: import_sql(self, e),
             ast.DropStream: lambda self, e: (
                 "DROP STREAM " + ("IF EXISTS " if e.args.get("exists") else "") + self.sql(e, "this")
             ),
-            ast.CreateStream: lambda self, e: _create_stream_sql(self, e),
+            ast.CreateStream: lambda self, e: create_stream_sql(self, e),
             ast.DescribeModel: lambda self, e: f"DESCRIBE {self.sql(e, 'this')}",
             ast.ExplainModel: lambda self, e: f"EXPLAIN {self.sql(e, 'this')}",
             ast.DropModel: lambda self, e: (
@@ -393,54 +577,34 @@ class Sqlml(DuckDB):
         }
 
 
-def _train_sql(gen: Any, e: ast.Train) -> str:
-    parts = ["TRAIN MODEL", "IF NOT EXISTS" if e.args.get("exists") else "", gen.sql(e, "this")]
-    parts += ["USING", gen.sql(e, "trainer")]
-    for key in ("label", "group", "weight"):
-        if e.args.get(key):
-            parts += [key.upper(), gen.sql(e, key)]
-    for key in ("text", "features", "exclude"):
-        if e.args.get(key):
-            parts += [key.upper(), f"({gen.expressions(e, key, flat=True)})"]
-    if e.args.get("params"):
-        params = ", ".join(f"{p.this.sql()} = {gen.sql(p, 'expression')}" for p in e.args["params"])
-        parts += ["WITH", f"({params})"]
-    parts += ["AS", e.args["source"].args["text"]]
-    return " ".join(p for p in parts if p)
+def _unquote_path(table: exp.Expr) -> exp.Expr:
+    """A BigQuery table path quoted whole (`dataset.table`, `project.dataset.table`) as
+    DuckDB's schema.table (a project has no counterpart: it is dropped)."""
+    if not isinstance(table, exp.Table) or table.args.get("db") or "." not in table.name or not table.this.quoted:
+        return table
+    parts = table.name.split(".")[-2:]
+    return exp.table_(parts[-1], db=parts[0] if len(parts) == 2 else None, quoted=True)
 
 
-def _with_sql(gen: Any, params: list[exp.Expr] | None) -> str:
-    if not params:
-        return ""
-    return " WITH (" + ", ".join(p.this.sql() + " = " + gen.sql(p, "expression") for p in params) + ")"
+def bigquery_sql(text: str) -> str:
+    """A query as DuckDB SQL: one that quotes names with backquotes is BigQuery's SQL (as in
+    BigQuery ML's scripts) and is translated by sqlglot, its tables' project parts dropped;
+    any other is DuckDB's own, left as written.
 
+    >>> print(bigquery_sql("SELECT * EXCEPT(w) FROM `proj.data.t` WHERE split = 'train'"))
+    SELECT * EXCLUDE (w) FROM "data"."t" WHERE split = 'train'
+    """
+    if "`" not in text:
+        return text
+    import sqlglot
 
-def _import_sql(gen: Any, e: ast.ImportModel) -> str:
-    exists = "IF NOT EXISTS " if e.args.get("exists") else ""
-    return f"IMPORT MODEL {exists}{gen.sql(e, 'this')} FROM {gen.sql(e, 'path')}" + _with_sql(gen, e.args.get("params"))
-
-
-def _create_stream_sql(gen: Any, e: ast.CreateStream) -> str:
-    head = (
-        "CREATE "
-        + ("OR REPLACE " if e.args.get("replace") else "")
-        + "STREAM "
-        + ("IF NOT EXISTS " if e.args.get("exists") else "")
-    )
-    cols = [f"{gen.sql(c, 'this')} {gen.sql(c, 'kind')}" for c in e.args["columns"]]
-    delay = gen.sql(e, "delay")
-    cols.append(f"WATERMARK FOR {gen.sql(e, 'time')} AS {delay}")
-    options = ", ".join(f"{p.this.sql()} = {gen.sql(p, 'expression')}" for p in e.args.get("options") or [])
-    return f"{head}{gen.sql(e, 'this')} ({', '.join(cols)})" + (f" WITH ({options})" if options else "")
-
-
-def _window_table_sql(gen: Any, e: ast.WindowTable) -> str:
-    alias = f" AS {gen.sql(e, 'alias')}" if e.args.get("alias") else ""
-    if e.args.get("rewrite"):
-        return f"({e.args['rewrite']}){alias}"
-    partition = f" PARTITION BY {gen.expressions(e, 'partition', flat=True)}" if e.args.get("partition") else ""
-    sizes = ", ".join(gen.sql(s) for s in e.args["sizes"])
-    return f"TABLE({e.this}(TABLE {gen.sql(e, 'table')}{partition}, DESCRIPTOR({gen.sql(e, 'time')}), {sizes})){alias}"
+    try:
+        tree = sqlglot.parse_one(text, read="bigquery")
+    except (ParseError, TokenError):
+        return text  # DuckDB reports what is wrong with it
+    for table in tree.find_all(exp.Table):
+        table.set("catalog", None)
+    return tree.sql(dialect="duckdb")
 
 
 @dataclass(frozen=True)
@@ -491,7 +655,7 @@ def tokenize(script: str) -> list[Token]:
     sqlml.errors.SqlmlSyntaxError: Unterminated string: ' opened here is never closed. Close it with '.
     """
     try:
-        return Sqlml().tokenize(script)
+        return _merge_ml_names(Sqlml().tokenize(script))
     except TokenError as err:
         missing = _MISSING.search(str(err.__cause__ or ""))
         if missing:
@@ -508,6 +672,31 @@ def tokenize(script: str) -> list[Token]:
             ) from err  # fmt: skip
         at = min(err.end if isinstance(err.end, int) else 0, max(len(script) - 1, 0))
         raise SqlmlSyntaxError("Cannot read the SQL here.", Span.at(script, at)) from err
+
+
+def _merge_ml_names(tokens: list[Token]) -> list[Token]:
+    """BigQuery ML's `ML.NAME(` as one function-name token `ML.NAME`, so that the parser
+    finds its function parser by name (sqlglot would read `ML` as a table or column)."""
+    merged: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if (
+            t.text.upper() == "ML"
+            and i + 3 < len(tokens)
+            and tokens[i + 1].token_type == TokenType.DOT
+            and tokens[i + 2].text.upper() in _ML_NAMES
+            and tokens[i + 3].token_type == TokenType.L_PAREN
+        ):
+            name = tokens[i + 2]
+            merged.append(
+                Token(TokenType.VAR, f"ML.{name.text.upper()}", t.line, name.col, t.start, name.end, t.comments)
+            )
+            i += 3
+            continue
+        merged.append(t)
+        i += 1
+    return merged
 
 
 def readable(message: str) -> str:
@@ -566,13 +755,26 @@ def _statement_set(script: str, first: list[Token], rest: list[list[Token]]) -> 
 def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:
     if len(chunk) > 1 and (chunk[0].text.upper(), chunk[1].text.upper()) in _HEADS:
         return True
-    if _create_stream_ahead(chunk) or (names and any(t.text.lower() in names for t in chunk)):
+    if (
+        _create_stream_ahead(chunk)
+        or _create_model_ahead(chunk)
+        or (names and any(t.text.lower() in names for t in chunk))
+    ):
         return True
     return any(
         (a.text.upper() in ("PREDICT", "METRICS", "FEATURE_RANKING") and b.token_type == TokenType.L_PAREN)
+        or (a.text.startswith("ML.") and a.token_type == TokenType.VAR and b.token_type == TokenType.L_PAREN)
+        or (
+            a.text.upper() in _OWN_FUNCTIONS
+            and b.token_type == TokenType.L_PAREN
+            and (c.text.upper() == "MODEL" or (a.text.upper() == "MODELS" and c.token_type == TokenType.R_PAREN))
+        )
         or (a.token_type == TokenType.TABLE and b.token_type == TokenType.L_PAREN and c.text.upper() in WINDOW_KINDS)
         for a, b, c in zip(chunk, chunk[1:], chunk[2:] + [chunk[-1]])
     )
+
+
+_OWN_FUNCTIONS = frozenset(n for n in (*MODEL_FUNCTIONS, *PREDICT_FUNCTIONS) if not n.startswith("ML."))
 
 
 def reparse(statement: Statement, names: frozenset[str]) -> Statement:
@@ -586,6 +788,8 @@ def _parse_chunk(script: str, chunk: list[Token], force: bool = False) -> Statem
     start, end = chunk[0].start, chunk[-1].end + 1
     text, span = script[start:end], Span.at(script, start, end)
     if not force and not _is_ours(chunk):
+        if any(t.token_type == TokenType.IDENTIFIER and script[t.start] == "`" for t in chunk):
+            text = bigquery_sql(text)  # BigQuery's SQL in a BigQuery ML script
         return Statement(text, span, None, script, chunk)
     parser: Any = Sqlml().parser(error_level=ErrorLevel.IMMEDIATE)
     try:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from sqlml import functions, metrics, parameters, plan, scoring, training
+from sqlml import functions, metrics, parameters, plan, results, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement
@@ -147,6 +147,7 @@ class Engine:
         self.catalog = catalog
         self.progress: Callable[[str], TrainProgress | None] = lambda name: None
         self._udfs: set[str] = set()
+        self._results: list[str] = []  # the result tables registered, oldest first
         self.cancelled = False
         self.statement: Statement | None = None
         # the running statement's parameters: as given (DuckDB's own statements) and by name (sqlml's)
@@ -210,7 +211,10 @@ class Engine:
             with _REGISTERING:  # cursors of one database share its functions: check and create as one
                 if not self._function_exists(call.udf):
                     fn: Callable[..., Any]
-                    if call.history:
+                    if call.explain is not None:
+                        fn, arg_type, out_type = scoring.explanation_function(call.model, call.explain)
+                        arg_types = [arg_type]
+                    elif call.history:
                         fn, arg_types, out_type = scoring.point_in_time_function(self.catalog, call.model, call.history)
                     else:
                         fn, arg_type, out_type = scoring.scoring_function(call.model)
@@ -224,6 +228,17 @@ class Engine:
                         null_handling=duckdb.func.SPECIAL,
                     )
             self._udfs.add(call.udf)
+
+    def prepare(self, p: plan.SqlPlan) -> None:
+        """Register the scoring functions a query calls and compute the result functions it
+        reads (each into an Arrow table registered on the connection under its own name)."""
+        self.register(p.predicts)
+        for call in p.results:
+            table = results.compute(call, self.fetch, self)
+            self.con.register(call.table, table)
+            self._results.append(call.table)
+        while len(self._results) > 64:  # a lazy relation may still read recent ones
+            self.con.unregister(self._results.pop(0))
 
     def _function_exists(self, name: str) -> bool:
         found = self.con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [name])
@@ -272,11 +287,11 @@ class Engine:
         self.python_sources.setdefault(definition.name, PythonSource(self.con, definition)).push(data)
 
     def run_sql(self, p: plan.SqlPlan) -> Output:
-        self.register(p.predicts)
+        self.prepare(p)
         return self.query(p.sql)  # type: ignore[no-any-return]
 
     def run_train(self, p: plan.TrainPlan) -> Output:
-        self.register(p.query.predicts)
+        self.prepare(p.query)
         shown = self.progress(p.name)
 
         def progress(done: int, total: int) -> None:
@@ -314,7 +329,7 @@ class Engine:
 
     def run_evaluate(self, p: plan.EvaluatePlan) -> Output:
         if p.source is not None:
-            self.register(p.source.predicts)
+            self.prepare(p.source)
         row = scoring.evaluate(self.fetch, p.model, p.source.sql if p.source else None)
         log = {"window_start": None, "window_end": None, "version": p.model.version, "role": "evaluate",
                "rows": row["rows"], "rows_unscored": 0,
@@ -379,6 +394,8 @@ class Engine:
             rows.append(("selection", "ranking", ", ".join(r["feature"] for r in selected["ranking"])))
         for spec in (FeatureSpec(**f) for f in meta["features"]):
             rows.append(("feature", spec.name, describe_feature(spec)))
+        for name, sql in (meta.get("transform") or {}).get("items", []):
+            rows.append(("transform", name, sql))
         for version in self.catalog.versions(p.model.name):
             try:
                 other = self.catalog.get(p.model.name, version).meta

@@ -33,8 +33,14 @@ class Metric:
     bigger_is_better: bool
     fn: Callable[..., float]
 
-    def compute(self, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None) -> float:
-        return float(self.fn(y, score, groups) if "ranking" in self.tasks else self.fn(y, score))
+    def compute(
+        self, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, threshold: float | None = None
+    ) -> float:
+        if "ranking" in self.tasks:
+            return float(self.fn(y, score, groups))
+        if threshold is not None and self.name in THRESHOLDED:
+            return float(self.fn(y, score, threshold))
+        return float(self.fn(y, score))
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -64,8 +70,8 @@ def binary_logloss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p_true, EPS, 1 - EPS))))
 
 
-def _binary_counts(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int]:
-    pred = p > 0.5
+def _binary_counts(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int]:
+    pred = p > threshold
     truth = y == 1
     return int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
 
@@ -74,23 +80,23 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def precision(y: np.ndarray, p: np.ndarray) -> float:
-    tp, fp, _ = _binary_counts(y, p)
+def precision(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+    tp, fp, _ = _binary_counts(y, p, threshold)
     return _ratio(tp, tp + fp)
 
 
-def recall(y: np.ndarray, p: np.ndarray) -> float:
-    tp, _, fn = _binary_counts(y, p)
+def recall(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+    tp, _, fn = _binary_counts(y, p, threshold)
     return _ratio(tp, tp + fn)
 
 
-def f1(y: np.ndarray, p: np.ndarray) -> float:
-    tp, fp, fn = _binary_counts(y, p)
+def f1(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+    tp, fp, fn = _binary_counts(y, p, threshold)
     return _ratio(2 * tp, 2 * tp + fp + fn)
 
 
-def binary_accuracy(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((p > 0.5) == (y == 1)))
+def binary_accuracy(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+    return float(np.mean((p > threshold) == (y == 1)))
 
 
 def multi_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -211,6 +217,7 @@ _ALL = [
     Metric("explained_variance", ("decomposition",), True, explained_variance),
 ]
 METRICS = {m.name: m for m in _ALL if m.tasks == ("binary",)}
+THRESHOLDED = ("accuracy", "precision", "recall", "f1")  # binary metrics of P(positive) > threshold
 HEADLINE = {
     "binary": "auc", "multiclass": "macro_f1", "regression": "rmse", "ranking": "ndcg_at_10",
     "clustering": "davies_bouldin", "decomposition": "explained_variance",
@@ -227,8 +234,11 @@ def for_task(task: str) -> list[Metric]:
     return [m for m in _ALL if task in m.tasks]
 
 
-def evaluate(task: str, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None) -> dict[str, float]:
-    """Every metric of the task, by name. A metric undefined on these rows (R² of a constant
-    label, MAPE at a zero label) is NaN, silently: the library prints no NumPy warnings."""
+def evaluate(
+    task: str, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, threshold: float | None = None
+) -> dict[str, float]:
+    """Every metric of the task, by name; a binary model's class metrics at `threshold` (0.5
+    when None). A metric undefined on these rows (R² of a constant label) is NaN, silently:
+    the library prints no NumPy warnings."""
     with np.errstate(all="ignore"):
-        return {m.name: m.compute(y, score, groups) for m in for_task(task)}
+        return {m.name: m.compute(y, score, groups, threshold) for m in for_task(task)}

@@ -16,28 +16,26 @@ from typing import Any
 
 from sqlglot import exp
 
-from sqlml import ast, models, text
+from sqlml import ast, models
+from sqlml.bigquery import bind_create_model
 from sqlml.catalog import Catalog, ModelVersion, check_name
 from sqlml.dialect import WINDOW_KINDS, Sqlml, Statement, reparse
 from sqlml.errors import BindError, SqlmlError, UnknownModelError, did_you_mean
 from sqlml.features import FeatureSpec, kind_of, vector_size
 from sqlml.importing import ImportModelPlan, bind_import
-from sqlml.literals import interval_us, literal
+from sqlml.literals import interval_us
+from sqlml.model_functions import ResultCall, arguments, bind_result, check_model
 from sqlml.models.base import UNSUPERVISED
-from sqlml.models.onnx import IMPORTED
-from sqlml.stream.binding import bind_continuous_source, bind_create_stream, bind_stream_query
+from sqlml.stream.binding import bind_create_stream, bind_stream_query
 from sqlml.stream.runner import StreamJob
 from sqlml.stream.streams import StreamDef, StreamRegistry
 from sqlml.stream.window import WindowSpec, window_sql
 from sqlml.table_sql import ctes_in_scope, metrics_log_sql, predict_sql, ranking_sql
-from sqlml.train_options import CHOICES, CONTINUOUS, OPTIONS, TEXT, ContinuousOptions, TrainOptions, check
+from sqlml.train_options import ContinuousOptions, TrainOptions
+from sqlml.transform import PREPROCESSING, Transform
 
 Describe = Callable[[str], list[tuple[str, Any]]]
-
-_CLASS_LABEL_TYPES = {
-    "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
-    "ubigint", "varchar", "enum",
-}  # fmt: skip
+CALLS = (ast.Predict, ast.WindowTable, ast.Metrics, ast.ModelFunction)  # what binding rewrites in a query
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,7 @@ class SqlPlan:
 
     sql: str
     predicts: tuple[PredictCall, ...] = ()
+    results: tuple[ResultCall, ...] = ()  # result functions (EVALUATE(...), ROC_CURVE(...)) to compute first
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class PredictCall:
     udf: str
     model: ModelVersion
     history: tuple[tuple[int, int], ...] = ()  # point in time: (serving from µs, version), for a stream
+    explain: int | None = None  # an explanation function: the attributions kept per row
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class TrainPlan:
     query: SqlPlan
     training_sql: str
     selection: tuple[str, int] | None = None  # (method, max_features): see sqlml.selection
+    search: dict[str, tuple[str, tuple[Any, ...]]] = field(default_factory=dict)  # tuning: see sqlml.tuning
+    transform: Transform | None = None  # TRANSFORM (...): see sqlml.transform
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class Binder:
     # scoring calls and the typed NULLs that stand in for them while a query is described,
     # since binding registers no function
     stand_ins: list[tuple[str, str]] = field(default_factory=list)
+    results: list[ResultCall] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # the statement's parameters, by name
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
@@ -233,7 +236,7 @@ class Binder:
         """The SQL to run for a query source (PREDICT calls rewritten) and its columns;
         `ctes` is a WITH clause in scope, needed to describe the source on its own."""
         tree = source.this
-        if source.args.get("table") or not any(tree.find_all(ast.Predict, ast.WindowTable, ast.Metrics)):
+        if source.args.get("table") or not any(tree.find_all(*CALLS)):
             sql = source.args["text"]
         else:
             self.rewrite_all(tree)
@@ -279,9 +282,11 @@ class Binder:
         """Check that data has the model's features (and label, group) before it runs."""
         meta = model.meta
         lower = {c.lower() for c in columns}
-        needed = [f["name"] for f in meta["features"]]
+        transform = meta.get("transform")
+        needed = list(transform["inputs"]) if transform else [f["name"] for f in meta["features"]]
         if with_label and meta.get("label"):
-            needed += [meta["label"]] + ([meta["group"]] if meta.get("group") else [])
+            labels = [meta["label"]] + ([meta["group"]] if meta.get("group") else [])
+            needed += [n for n in (transform["label_inputs"] if transform else labels) if n not in needed]
         missing = [name for name in needed if name.lower() not in lower]
         if missing:
             raise self.error(
@@ -290,7 +295,7 @@ class Binder:
                 f"Model '{model.name}' version {model.version} uses: {', '.join(needed)}.",
             )
         types = {c.lower(): t for c, t in columns.items()}
-        for spec in (FeatureSpec(**f) for f in meta["features"]):
+        for spec in (FeatureSpec(**f) for f in meta["features"] if not transform):
             given = types[spec.name.lower()]
             is_vector = kind_of(given) == "vector"
             if (spec.kind == "vector") != is_vector or (is_vector and vector_size(given) not in (0, spec.size)):
@@ -316,6 +321,13 @@ class Binder:
                     ranking_sql(model) if isinstance(log, ast.FeatureRanking) else metrics_log_sql(self.catalog, model)
                 )
                 log.set("rewrite", f"({sql})")
+        for call in reversed(list(tree.find_all(ast.ModelFunction))):
+            if not call.args.get("rewrite"):
+                bind_result(self, call)
+
+    def sql_plan(self, sql: str) -> SqlPlan:
+        """A SqlPlan for SQL this binder rewrote, with the calls to prepare before it runs."""
+        return SqlPlan(sql, tuple(self.predicts), tuple(self.results))
 
     def window(self, node: ast.WindowTable) -> None:
         """Check a window table function over a table and rewrite it into DuckDB SQL."""
@@ -353,8 +365,18 @@ class Binder:
         return WindowSpec(kind, time, sizes, partition)
 
     def predict(self, node: ast.Predict) -> None:
-        """Check a PREDICT call and rewrite it into a subquery calling the model's UDF."""
+        """Check a PREDICT call (or EXPLAIN_PREDICT, ML.PREDICT, ML.EXPLAIN_PREDICT) and rewrite it
+        into a subquery calling the model's UDF."""
+        word = node.args.get("kind") or "PREDICT"
+        options = arguments(self, word, node.args.get("options"))
         model = self.model(node.this)
+        check_model(self, word, model, node.this.this)
+        threshold = options.get("threshold")
+        if threshold is not None and model.meta["task"] != "binary":
+            given = next(p for p in node.args["options"] if p.this.name.lower() == "threshold")
+            raise self.error(
+                f"threshold is for binary classifiers; model '{model.name}' is {model.meta['task']}.", given.this
+            )
         source = node.args["source"]
         source_plan, columns = self.query(source, node, ctes_in_scope(node))
         self.require_columns(model, columns, node.this.this, "PREDICT's input")
@@ -368,268 +390,19 @@ class Binder:
         key = f"{model.path}:{model.meta.get('created_at')}:{history}"
         udf = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
         self.predicts.append(PredictCall(udf, model, history))
-        sql, call, stand_in = predict_sql(udf, model, source_plan.sql, list(columns), time if history else None)
-        self.stand_ins.append((call, stand_in))
+        explain = None
+        if "EXPLAIN" in word:
+            top_k = int(options.get("top_k", options.get("top_k_features", 5)))
+            explain = (
+                f"sqlml_explain_{model.name}_{model.version}_{top_k}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+            )
+            self.predicts.append(PredictCall(explain, model, explain=top_k))
+        style = "bigquery" if word.startswith("ML.") else "sqlml"
+        sql, stand_ins = predict_sql(
+            udf, model, source_plan.sql, list(columns), time if history else None, threshold, explain, style
+        )
+        self.stand_ins += stand_ins
         node.set("rewrite", sql)
-
-
-def _train_options(binder: Binder, raw: dict[str, tuple[Any, exp.Expr]]) -> TrainOptions:
-    for key, (value, node) in raw.items():
-        wanted = check(key, value)
-        if wanted is not None:
-            choices = CHOICES.get(key)
-            hint = did_you_mean(str(value), choices) if choices else None
-            raise binder.error(f"Bad value {value!r} for {key}: expected {wanted}.", node, hint)
-    values = {k: v for k, (v, _) in raw.items() if k in TrainOptions.__dataclass_fields__}
-    if values.get("early_stopping_rounds") and values.get("validation") == 0:
-        raise binder.error(
-            "early_stopping_rounds needs a validation split, but validation = 0.",
-            raw["validation"][1],
-            "Set validation to a fraction such as 0.2, or drop early_stopping_rounds.",
-        )
-    return TrainOptions(**values)
-
-
-def _selection(
-    binder: Binder, raw: dict[str, tuple[Any, exp.Expr]], inputs: int | None, task: str
-) -> tuple[str, int] | None:
-    """(method, max_features) of a TRAIN's feature selection, or None; `inputs` is the number
-    of model inputs when binding knows it (it does not for LIST vectors)."""
-    if "max_features" not in raw:
-        if "feature_selection" in raw:
-            raise binder.error(
-                "feature_selection needs max_features: how many inputs to keep.", raw["feature_selection"][1],
-                "Add max_features = k to WITH.",
-            )  # fmt: skip
-        return None
-    k, node = raw["max_features"]
-    if inputs is not None and k > inputs:
-        raise binder.error(
-            f"max_features = {k} is more than the model's {inputs} inputs.", node,
-            f"Set max_features to at most {inputs}, or drop feature_selection.",
-        )  # fmt: skip
-    method, method_node = raw.get("feature_selection", ("importance", node))
-    if method == "chi2" and task not in ("classification",):
-        raise binder.error(
-            "feature_selection = 'chi2' ranks features for a classifier.", method_node,
-            "Use 'f_test' or 'importance' for regression and ranking.",
-        )  # fmt: skip
-    return method, k
-
-
-def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | ContinuousTrainPlan:
-    ident = node.this
-    try:
-        name = check_name(ident.name)
-    except SqlmlError as err:
-        raise err.located(binder.statement.span_of(ident))
-    if node.args.get("exists") and binder.catalog.versions(name):
-        return SkipPlan(f"Model '{name}' exists; TRAIN skipped (IF NOT EXISTS).")
-    trainer_ident = node.args["trainer"]
-    trainer = models.get(trainer_ident.name)
-    if trainer is None:
-        raise binder.error(
-            f"Unknown trainer '{trainer_ident.name}'.",
-            trainer_ident,
-            did_you_mean(trainer_ident.name.lower(), models.names()) or f"Trainers: {', '.join(models.names())}.",
-        )
-    missing = getattr(trainer, "missing", lambda: None)()
-    if missing:
-        raise binder.error(missing, trainer_ident, "Install the extra, then run the statement again.")
-    raw_options: dict[str, tuple[Any, exp.Expr]] = {}
-    params: dict[str, Any] = {}
-    spelled: dict[str, str] = {}  # canonical name -> how the statement spelled it
-    for prop in node.args.get("params") or []:
-        key, value_node = prop.this.name.lower(), prop.expression
-        value = binder.params.get(value_node.name) if isinstance(value_node, exp.Placeholder) else literal(value_node)
-        if value is None:
-            raise binder.error(
-                f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE."
-            )
-        if key in OPTIONS:
-            canonical = key
-        else:
-            try:
-                canonical, value = trainer.check_param(key, value)
-            except SqlmlError as err:
-                if err.message.startswith("Unknown parameter"):
-                    err.hint = did_you_mean(key, OPTIONS) or err.hint
-                raise err.located(binder.statement.span_of(prop.this))
-        if canonical in spelled:
-            raise binder.error(
-                f"Parameter '{key}' sets {canonical} again (as '{spelled[canonical]}' did).", prop.this,
-                "Set each parameter once.",
-            )  # fmt: skip
-        spelled[canonical] = key
-        if canonical in OPTIONS:
-            raw_options[canonical] = (value, value_node)
-        else:
-            params[canonical] = value
-    options = _train_options(binder, raw_options)
-    _check_family(binder, node, trainer, raw_options)
-
-    source = node.args["source"]
-    job = None
-    if any(source.this.find_all(ast.WindowTable)) or set(CONTINUOUS) & raw_options.keys():
-        job, described = bind_continuous_source(binder, source)
-        columns = {c: t for c, t in described.items() if not c.startswith("__sqlml_")}
-        query = SqlPlan("")
-    else:
-        binder.refuse_streams(source.this, source.this)
-        query, columns = binder.query(source, source.this)
-    label_node = node.args.get("label")
-    label = binder.column(label_node, columns, "label") if label_node is not None else None
-    group = None
-    if node.args.get("group") is not None:
-        group = binder.column(node.args["group"], columns, "group")
-    weight = None
-    if node.args.get("weight") is not None:
-        weight = binder.column(node.args["weight"], columns, "weight")
-        if kind_of(columns[weight]) != "numeric":
-            raise binder.error(
-                f"Weight '{weight}' has type {columns[weight]}; sample weights are numbers.", node.args["weight"]
-            )
-    if trainer.task == "ranking" and group is None:
-        raise binder.error(
-            "lightgbm_ranker needs GROUP <query id column>.", trainer_ident, "Add GROUP session_id before AS."
-        )
-    reserved = {label, group, weight}
-    text_columns = [binder.column(i, columns, "TEXT") for i in node.args.get("text") or []]
-    for ident_, name_ in zip(node.args.get("text") or [], text_columns):
-        if name_ in reserved:
-            raise binder.error(f"'{name_}' is the label, group or weight and cannot be a feature.", ident_)
-        if str(columns[name_]) != "VARCHAR":
-            raise binder.error(
-                f"TEXT column '{name_}' has type {columns[name_]}; free text is VARCHAR.", ident_,
-                f"Cast it (CAST({name_} AS VARCHAR) AS {name_}) or leave it out of TEXT.",
-            )  # fmt: skip
-    text_options = {k: v for k, (v, _) in raw_options.items() if k in TEXT}
-    if text_options and not text_columns:
-        key = next(iter(text_options))
-        raise binder.error(
-            f"{key} configures free-text columns, but the TRAIN has no TEXT clause.", raw_options[key][1],
-            "Name them after LABEL: TEXT (subject, body).",
-        )  # fmt: skip
-    if node.args.get("features"):
-        names = [binder.column(i, columns, "feature") for i in node.args["features"]]
-        for ident_, name_ in zip(node.args["features"], names):
-            if name_ in reserved:
-                raise binder.error(f"'{name_}' is the label, group or weight and cannot be a feature.", ident_)
-        names += [c for c in text_columns if c not in names]
-    else:
-        excluded = {binder.column(i, columns, "EXCLUDE") for i in node.args.get("exclude") or []}
-        for ident_, name_ in zip(node.args.get("text") or [], text_columns):
-            if name_ in excluded:
-                raise binder.error(f"'{name_}' is both in TEXT and in EXCLUDE.", ident_)
-        names = [c for c in columns if c not in reserved | excluded]
-    if not names:
-        raise binder.error(
-            "TRAIN has no feature columns left.", node.this, "The query must select columns besides LABEL and GROUP."
-        )
-    features = []
-    for name_ in names:
-        kind = "text" if name_ in text_columns else kind_of(columns[name_])
-        if kind is None:
-            raise binder.error(
-                f"Feature '{name_}' has type {columns[name_]}, which a model cannot use.",
-                _ident_for(node, name_) or source.this,
-                "Derive a number from it (e.g. epoch(ts), hour(ts), len(list)) or leave it out with EXCLUDE; "
-                "a list or array of numbers is a vector feature.",
-            )
-        if kind == "text":
-            features.append(text.spec_for(name_, text_options))
-        else:
-            features.append(FeatureSpec(name_, str(columns[name_]), kind, size=vector_size(columns[name_])))
-    widths = [len(f.inputs()) if f.kind != "text" else f.text["text_features"] for f in features]  # type: ignore[index]
-    known = None if any(f.kind == "vector" and not f.size for f in features) else sum(widths)
-    selection = _selection(binder, raw_options, known, trainer.task)
-    label_type = columns[label] if label is not None else None
-    type_id = getattr(label_type, "id", str(label_type).lower())
-    if trainer.task == "classification" and type_id not in _CLASS_LABEL_TYPES:
-        raise binder.error(
-            f"Label '{label}' has type {label_type}; a classifier needs BOOLEAN, an integer or VARCHAR.",
-            label_node,
-            "Use lightgbm_regressor for numeric targets, or cast the label.",
-        )
-    if trainer.task in ("regression", "ranking") and kind_of(label_type) != "numeric":
-        raise binder.error(f"Label '{label}' has type {label_type}; {trainer.name} needs a number.", label_node)
-    plan = TrainPlan(
-        name=name,
-        trainer=trainer,
-        label=label,
-        label_type=None if label_type is None else "VARCHAR" if type_id == "enum" else str(label_type),
-        group=group,
-        weight=weight,
-        features=tuple(features),
-        params=params,
-        options=options,
-        query=SqlPlan(query.sql, tuple(binder.predicts)),
-        training_sql=source.args["text"],
-        selection=selection,
-    )
-    if job is None:
-        return plan
-    continuous = ContinuousOptions(**{k: v for k, (v, _) in raw_options.items() if k in CONTINUOUS})
-    if options.early_stopping_rounds:
-        raise binder.error(
-            "A continuous TRAIN cannot use early_stopping_rounds: each window trains on all its rows.", node.this
-        )
-    return ContinuousTrainPlan(plan, job, continuous)
-
-
-def _check_family(
-    binder: Binder, node: ast.Train, trainer: models.Trainer, raw: dict[str, tuple[Any, exp.Expr]]
-) -> None:
-    """Refuse what the trainer's family cannot do: a label for kmeans and pca (and none for
-    the others), boosting rounds, free text or feature selection where they do not apply,
-    and training a model that holds an imported one."""
-    label, trainer_ident = node.args.get("label"), node.args["trainer"]
-    if trainer.task in UNSUPERVISED and label is not None:
-        raise binder.error(
-            f"{trainer.name} learns without a label.", label, f"Drop LABEL {label.name}: every column is a feature."
-        )
-    if trainer.task not in UNSUPERVISED and label is None:
-        raise binder.error(
-            f"{trainer.name} needs a label.", trainer_ident, f"Name it after the trainer: USING {trainer.name} LABEL y."
-        )
-    if not trainer.boosting:
-        rounds = [k for k in ("num_boost_round", "early_stopping_rounds", "rounds_per_window") if k in raw]
-        if rounds:
-            raise binder.error(
-                f"{trainer.name} does not train in rounds; {rounds[0]} is for the lightgbm_* and random_forest_* trainers.",
-                raw[rounds[0]][1], "Leave it out.",
-            )  # fmt: skip
-        if "update" in raw and raw["update"][0] == "continue":
-            raise binder.error(
-                f"{trainer.name} cannot continue a model; update = 'continue' is for boosted trees.",
-                raw["update"][1], "Use update = 'retrain'.",
-            )  # fmt: skip
-        if node.args.get("text"):
-            raise binder.error(
-                f"{trainer.name} does not take free text; TEXT (...) is for the lightgbm_* and random_forest_* trainers.",
-                node.args["text"][0], "Use lightgbm_classifier, or turn the text into numbers or a vector first.",
-            )  # fmt: skip
-    if trainer.task in UNSUPERVISED and "max_features" in raw:
-        raise binder.error(
-            f"{trainer.name} has no label to rank features by.", raw["max_features"][1],
-            "Choose the columns with FEATURES (...), or reduce them with pca.",
-        )  # fmt: skip
-    try:
-        existing = binder.catalog.get(node.this.name) if binder.catalog.versions(node.this.name) else None
-    except SqlmlError:
-        existing = None
-    if existing is not None and existing.meta.get("trainer") == IMPORTED:
-        raise binder.error(
-            f"Model '{existing.name}' holds an imported ONNX model, which sqlml cannot train.", node.this,
-            f"Train under another name, or DROP MODEL {existing.name} first.",
-        )  # fmt: skip
-
-
-def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:
-    for ident in node.args.get("features") or []:
-        if ident.name.lower() == name.lower():
-            return ident
-    return None
 
 
 def bind(
@@ -661,6 +434,11 @@ def bind(
         if isinstance(node, (exp.Query, exp.Insert, exp.Copy)):
             job = bind_stream_query(binder, node)
             if job is not None:
+                if binder.results:
+                    raise binder.error(
+                        f"{binder.results[0].function}(...) reads a model's results once; a continuous query cannot call it.",
+                        node, "Store its rows in a table first (CREATE TABLE r AS SELECT * FROM ...), then join that.",
+                    )  # fmt: skip
                 return StreamPlan(job, tuple(binder.predicts))
         else:
             for table in node.find_all(exp.Table):
@@ -670,9 +448,13 @@ def bind(
                         "Read a stream with SELECT, INSERT INTO ... SELECT or COPY (SELECT ...) TO.",
                     )  # fmt: skip
     if isinstance(node, ast.Train):
+        from sqlml.train_binding import bind_train
+
         return bind_train(binder, node)
     if isinstance(node, ast.ImportModel):
         return bind_import(binder, node)
+    if isinstance(node, ast.CreateModel):
+        return bind_create_model(binder, node)
     if isinstance(node, ast.Evaluate):
         model = binder.model(node.this)
         if model.meta["task"] not in UNSUPERVISED and not model.meta.get("label"):
@@ -686,7 +468,7 @@ def bind(
             binder.refuse_streams(source_node.this, source_node.this)
             source, columns = binder.query(source_node, source_node.this)
             binder.require_columns(model, columns, source_node.this, "EVALUATE's ON data", with_label=True)
-            source = SqlPlan(source.sql, tuple(binder.predicts))
+            source = binder.sql_plan(source.sql)
         return EvaluatePlan(model, source)
     if isinstance(node, ast.ShowModels):
         return ShowModelsPlan()
@@ -701,8 +483,15 @@ def bind(
             name, version = binder.version(ref)  # its metadata is not read: a corrupt version drops too
             return DropModelPlan(name, version, exists)
         return DropModelPlan(ref.name, None, exists)
-    if not any(node.find_all(ast.Predict, ast.WindowTable, ast.Metrics)):
+    for call in node.find_all(exp.Anonymous):
+        if call.name.upper() in PREPROCESSING:
+            raise binder.error(
+                f"{call.name.upper()} is a preprocessing function of TRANSFORM (...).", call,
+                "Use it in TRAIN MODEL ... TRANSFORM (...) or CREATE MODEL ... TRANSFORM (...): its statistics are "
+                "learnt once and stored with the model.",
+            )  # fmt: skip
+    if not any(node.find_all(*CALLS)):
         return SqlPlan(statement.text)  # DuckDB SQL that only looked as if it read a stream
-    # a query that calls PREDICT or a window table function
+    # a query that calls PREDICT, a result function or a window table function
     binder.rewrite_all(node)
-    return SqlPlan(node.sql(dialect=Sqlml), tuple(binder.predicts))
+    return binder.sql_plan(node.sql(dialect=Sqlml))

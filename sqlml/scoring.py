@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sqlml import features, metrics, models
+from sqlml import features, metrics, models, transform
 from sqlml.catalog import ModelVersion
 from sqlml.errors import CatalogError, ExecutionError, SqlmlError
 from sqlml.features import FeatureSpec, quote
@@ -107,6 +108,39 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
     return reported(score), input_type(specs), output_type(model_version.meta)
 
 
+def explanation_function(model_version: ModelVersion, top_k: int) -> tuple[Callable[[Any], pa.Array], str, str]:
+    """The UDF behind EXPLAIN_PREDICT: per row, the `top_k` columns with the largest absolute
+    attribution (exact SHAP values from LightGBM, summed over a column's inputs), the baseline
+    (the expected raw score) and the raw score, which the attributions and baseline add up to."""
+    from sqlml.diagnostics import explain_rows
+
+    model, specs = load(model_version)
+    task = model_version.meta["task"]
+    entry = pa.struct([("feature", pa.string()), ("attribution", pa.float64())])
+
+    def explain(struct: pa.StructArray | pa.ChunkedArray) -> pa.Array:
+        if isinstance(struct, pa.ChunkedArray):
+            struct = struct.combine_chunks()
+        matrix, _ = features.design(struct.flatten(), specs, len(struct))
+        names, values, baseline = explain_rows(model, matrix, specs, task)
+        rows, k = len(struct), min(top_k, len(names))
+        top = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+        picked = np.take_along_axis(values, top, axis=1)
+        entries = pa.StructArray.from_arrays(
+            [pa.array(np.asarray(names, dtype=object)[top.ravel()], pa.string()), pa.array(picked.ravel())],
+            fields=list(entry),
+        )
+        offsets = pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32))
+        return pa.StructArray.from_arrays(
+            [pa.ListArray.from_arrays(offsets, entries), pa.array(baseline), pa.array(baseline + values.sum(axis=1))],
+            names=["attributions", "baseline", "raw_score"],
+        )
+
+    from sqlml.table_sql import EXPLANATION_TYPE
+
+    return reported(explain), input_type(specs), EXPLANATION_TYPE
+
+
 def scores(model: Model, matrix: Any, embedding: bool = False) -> np.ndarray:
     """The model's scores for PREDICT (one thread), with its embedding after them when asked."""
     if embedding:
@@ -157,34 +191,36 @@ def point_in_time_function(
     return reported(score), [input_type(load(first)[1]), "BIGINT"], f"STRUCT(score {score_type}, version BIGINT)"
 
 
-def evaluate(
+@dataclass
+class Scored:
+    """Rows a model scored, with their labels: what EVALUATE and the diagnostics compute from.
+    `y` holds class codes for classifiers; `matrix` is the model's inputs (None for stored scores)."""
+
+    y: np.ndarray
+    score: np.ndarray
+    groups: np.ndarray | None = None
+    matrix: Any = None
+    unseen: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+
+def scored(
     fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None, rows: pa.Table | None = None
-) -> dict[str, Any]:
-    """EVALUATE's one row: the stored validation metrics, or metrics on `source_sql`'s rows
-    (or on `rows`, a query's output already in Arrow)."""
+) -> Scored:
+    """The model's scores and the labels of `source_sql`'s rows (or of `rows`, a query's output
+    already in Arrow)."""
     meta = model_version.meta
-    head = {"model": model_version.name, "version": model_version.version}
-    names = [m.name for m in metrics.for_task(meta["task"])]
-    if source_sql is None and rows is None:
-        if not meta.get("validation_rows"):
-            raise ExecutionError(
-                f"Model '{model_version.name}' version {model_version.version} kept no validation rows.",
-                hint="It trained on every row (validation = 0 or under 500 rows); use EVALUATE MODEL ... ON (SELECT ...).",
-            )
-        return {
-            **head,
-            "rows": meta["validation_rows"],
-            **{n: meta["metrics"].get(n) for n in names},
-            "unseen_categories": 0,
-        }
     model, specs = load(model_version)
     columns = features.model_columns(specs, meta["label"], meta["label_type"], meta.get("group"))
     if rows is not None:
         table = features.select_arrow(columns, rows)
     else:
-        table = fetch(features.select_sql(columns, str(source_sql)))
+        table = fetch(features.select_sql(columns, transform.applied_sql(meta, str(source_sql))))
     if table.num_rows == 0:
-        raise ExecutionError("EVALUATE's ON query returned no rows.")
+        raise ExecutionError(f"The data to evaluate model '{model_version.name}' on has no rows.")
     y = np.zeros(table.num_rows)
     if meta.get("label"):
         y = features.encode_label(table.column(features.LABEL), meta["label"], meta.get("classes"))
@@ -195,5 +231,63 @@ def evaluate(
             table, y = table.take(pa.array(order)), y[order]
     matrix, unseen = features.design([table.column(s.name) for s in specs], specs, table.num_rows)
     score = model.predict(matrix)
-    values = metrics.evaluate(meta["task"], models.truth(meta["task"], model, matrix, y), score, groups)
-    return {**head, "rows": table.num_rows, **values, "unseen_categories": unseen}
+    return Scored(models.truth(meta["task"], model, matrix, y), score, groups, matrix, unseen)
+
+
+EVALUATION_FILE = "evaluation.arrow"  # the validation rows' labels and scores, saved by TRAIN
+
+
+def validation_scores(model_version: ModelVersion) -> Scored | None:
+    """The labels and scores of the rows TRAIN kept for validation, or None when it kept none."""
+    path = model_version.path / EVALUATION_FILE
+    if not path.exists():
+        return None
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+    except (OSError, pa.ArrowInvalid) as err:
+        raise CatalogError(
+            f"Model '{model_version.name}' version {model_version.version} is broken: {path} is unreadable ({err}).",
+            hint="Evaluate it on data instead: ... (MODEL m, TABLE t).",
+        ) from err
+    score = table.column("score")
+    if pa.types.is_list(score.type):
+        values = score.combine_chunks()
+        values = values.flatten().to_numpy(zero_copy_only=False).reshape(len(values), -1)
+    else:
+        values = score.to_numpy()
+    groups = None
+    if "group" in table.column_names:
+        groups = np.bincount(table.column("group").to_numpy())
+    return Scored(table.column("label").to_numpy(), values, groups)
+
+
+def evaluate(
+    fetch: Callable[[str], pa.Table], model_version: ModelVersion, source_sql: str | None, rows: pa.Table | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """EVALUATE's one row: the stored validation metrics, or metrics on `source_sql`'s rows
+    (or on `rows`, a query's output already in Arrow); a binary model's class metrics at
+    `threshold` (0.5 when None)."""
+    meta = model_version.meta
+    head = {"model": model_version.name, "version": model_version.version}
+    names = [m.name for m in metrics.for_task(meta["task"])]
+    if source_sql is None and rows is None:
+        if not meta.get("validation_rows"):
+            raise ExecutionError(
+                f"Model '{model_version.name}' version {model_version.version} kept no validation rows.",
+                hint="It trained on every row (validation = 0 or under 500 rows); use EVALUATE MODEL ... ON (SELECT ...).",
+            )
+        stored = validation_scores(model_version) if threshold is not None else None
+        if stored is not None:
+            values = metrics.evaluate(meta["task"], stored.y, stored.score, stored.groups, threshold)
+            return {**head, "rows": stored.rows, **values, "unseen_categories": 0}
+        return {
+            **head,
+            "rows": meta["validation_rows"],
+            **{n: meta["metrics"].get(n) for n in names},
+            "unseen_categories": 0,
+        }
+    found = scored(fetch, model_version, source_sql, rows)
+    values = metrics.evaluate(meta["task"], found.y, found.score, found.groups, threshold)
+    return {**head, "rows": found.rows, **values, "unseen_categories": found.unseen}

@@ -15,6 +15,7 @@ from sqlml.catalog import Catalog, ModelVersion
 from sqlml.dialect import Sqlml
 from sqlml.features import FeatureSpec, quote
 from sqlml.metrics import for_task as metrics_for_task
+from sqlml.transform import expression
 
 
 def metrics_log_columns(task: str) -> list[tuple[str, str]]:
@@ -100,7 +101,7 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def output_columns(meta: dict[str, Any], score: str) -> list[str]:
+def output_columns(meta: dict[str, Any], score: str, threshold: float | None = None) -> list[str]:
     """PREDICT's output columns as SQL over the scoring function's result `score`.
 
     Classes are attached here, in SQL, so DuckDB computes only the columns a query uses. A
@@ -120,16 +121,17 @@ def output_columns(meta: dict[str, Any], score: str) -> list[str]:
         return [f"CAST({score} AS DOUBLE[{width}]) AS components", *columns]
     if task not in ("binary", "multiclass"):
         return [f"{score} AS prediction", *columns]
-    return _class_columns(meta, score) + columns
+    return _class_columns(meta, score, threshold) + columns
 
 
-def _class_columns(meta: dict[str, Any], score: str) -> list[str]:
+def _class_columns(meta: dict[str, Any], score: str, threshold: float | None) -> list[str]:
     label_type = meta["label_type"]
     classes = f"[{', '.join(sql_literal(c) for c in meta['classes'])}]::{label_type}[]"
     if meta["task"] == "binary":
         first, second = (sql_literal(c) for c in meta["classes"])
+        cut = repr(float(0.5 if threshold is None else threshold))
         return [
-            f"CAST(CASE WHEN {score} > 0.5 THEN {second} ELSE {first} END AS {label_type}) AS prediction",
+            f"CAST(CASE WHEN {score} > {cut} THEN {second} ELSE {first} END AS {label_type}) AS prediction",
             f"{score} AS probability",
             f"MAP({classes}, [1 - {score}, {score}]) AS probabilities",
         ]
@@ -150,18 +152,21 @@ def output_names(meta: dict[str, Any]) -> list[str]:
 
 
 def predict_sql(
-    udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None
-) -> tuple[str, str, str]:
+    udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None,
+    threshold: float | None = None, explain: str | None = None, style: str = "sqlml",
+) -> tuple[str, list[tuple[str, str]]]:  # fmt: skip
     """The subquery a PREDICT call becomes: input columns plus the model's output columns,
     which replace input columns of the same names (a table of earlier scores, say).
-    Also returns the scoring call and a typed NULL of its result type, to describe the query
-    before the function exists.
+    Also returns each function call with a typed NULL of its result type, to describe the
+    query before the functions exist.
 
     With `time` (a stream's event time), the function also takes each event's time and returns
-    a STRUCT(score, version): the version that was serving at that time scores it.
+    a STRUCT(score, version): the version that was serving at that time scores it. With
+    `explain` (the explanation function's name), the rows also get their attributions;
+    `style = "bigquery"` names and orders the columns as BigQuery ML's ML.PREDICT does.
     """
     args = ", ".join(
-        f"{quote(f['name'])} := CAST({quote(f['name'])} AS {FeatureSpec(**f).fetch_type})"
+        f"{quote(f['name'])} := CAST({expression(model.meta, f['name'])} AS {FeatureSpec(**f).fetch_type})"
         for f in model.meta["features"]
     )
     call = f"{udf}(struct_pack({args}))"
@@ -170,15 +175,73 @@ def predict_sql(
         call = f"{udf}(struct_pack({args}), epoch_us({quote(time)}))"
         score, version = '"__sqlml_score".score', '"__sqlml_score".version'
         result_type = f"STRUCT(score {result_type}, version BIGINT)"
-    outputs = ", ".join(output_columns(model.meta, score))
-    outputs_ = set(output_names(model.meta)) - {f["name"].lower() for f in model.meta["features"]}
+    added = [*output_columns(model.meta, score, threshold), f"{version} AS model_version"]
+    names = output_names(model.meta)
+    explained = '"__sqlml_explained"'
+    if explain is not None:
+        added += [f"{explained}.attributions AS attributions", f"{explained}.baseline AS baseline",
+                  f"{explained}.raw_score AS raw_score"]  # fmt: skip
+        names += ["attributions", "baseline", "raw_score"]
+    if style == "bigquery":
+        added, names = bigquery_columns(model.meta, score, threshold, explained if explain else None)
+    outputs_ = {n.lower() for n in names} - {f["name"].lower() for f in model.meta["features"]}
     replaced = [quote(c) for c in inputs if c.lower() in outputs_]
     source = f"SELECT * EXCLUDE ({', '.join(replaced)}) FROM ({source_sql})" if replaced else source_sql
-    sql = (
-        f'(SELECT * EXCLUDE ("__sqlml_score"), {outputs}, {version} AS model_version '
-        f'FROM (SELECT *, {call} AS "__sqlml_score" FROM ({source}) AS __sqlml_input))'
-    )
-    return sql, call, f"CAST(NULL AS {result_type})"
+    hidden = '"__sqlml_score"' + (f", {explained}" if explain else "")
+    stand_ins = [(call, f"CAST(NULL AS {result_type})")]
+    explain_call = ""
+    if explain:
+        stand_ins.append((f"{explain}(struct_pack({args}))", f"CAST(NULL AS {EXPLANATION_TYPE})"))
+        explain_call = f", {stand_ins[-1][0]} AS {explained}"
+    inner = f'SELECT *, {call} AS "__sqlml_score"{explain_call} FROM ({source}) AS __sqlml_input'
+    if style == "bigquery":
+        sql = f"(SELECT {', '.join(added)}, * EXCLUDE ({hidden}) FROM ({inner}))"
+    else:
+        sql = f"(SELECT * EXCLUDE ({hidden}), {', '.join(added)} FROM ({inner}))"
+    return sql, stand_ins
+
+
+EXPLANATION_TYPE = (
+    "STRUCT(attributions STRUCT(feature VARCHAR, attribution DOUBLE)[], baseline DOUBLE, raw_score DOUBLE)"
+)
+
+
+def bigquery_columns(
+    meta: dict[str, Any], score: str, threshold: float | None, explained: str | None
+) -> tuple[list[str], list[str]]:
+    """BigQuery ML's ML.PREDICT (or ML.EXPLAIN_PREDICT) output columns over the score, and their names."""
+    task, label = meta["task"], meta.get("label") or "label"
+    predicted = quote(f"predicted_{label}")
+    if task == "clustering":
+        columns = [f"CAST({score}[1] AS BIGINT) AS CENTROID_ID",
+                   f"[{{'CENTROID_ID': CAST({score}[1] AS BIGINT), 'DISTANCE': {score}[2]}}] AS NEAREST_CENTROIDS_DISTANCE"]  # fmt: skip
+    elif task == "decomposition":
+        columns = [f"{score}[{i}] AS principal_component_{i}" for i in range(1, int(meta["components"]) + 1)]
+    elif task in ("binary", "multiclass"):
+        label_type = meta["label_type"]
+        classes = f"[{', '.join(sql_literal(c) for c in meta['classes'])}]::{label_type}[]"
+        probs = f"[1 - {score}, {score}]" if task == "binary" else score
+        own = _class_columns(meta, score, threshold)
+        columns = [
+            own[0].replace(" AS prediction", f" AS {predicted}"),
+            f"list_transform(list_zip({classes}, {probs}), lambda x: {{'label': x[1], 'prob': x[2]}}) AS {quote(f'predicted_{label}_probs')}",
+        ]
+        if explained is not None:
+            columns = [columns[0], own[1].replace(" AS probability", " AS probability")]
+            if task == "binary":  # the probability of the predicted class
+                cut = repr(float(0.5 if threshold is None else threshold))
+                columns[1] = f"CASE WHEN {score} > {cut} THEN {score} ELSE 1 - {score} END AS probability"
+    else:
+        columns = [f"{score} AS {predicted}"]
+    if explained is not None:
+        columns += [
+            f"{explained}.attributions AS top_feature_attributions",
+            f"{explained}.baseline AS baseline_prediction_value",
+            f"{explained}.raw_score AS prediction_value",
+            "0.0 AS approximation_error",
+        ]
+    names = [c.rsplit(" AS ", 1)[1].strip('"') for c in columns]
+    return columns, names
 
 
 def score_width(meta: dict[str, Any]) -> int:

@@ -21,7 +21,9 @@ from sqlml.text import DEFAULTS as TEXT_DEFAULTS
 CONTINUOUS = ("update", "rounds_per_window", "promote")  # these make a TRAIN continuous
 TEXT = tuple(TEXT_DEFAULTS)  # these configure the TEXT (...) columns' featurizer
 SELECTION = ("feature_selection", "max_features")
-OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed", *CONTINUOUS, *TEXT, *SELECTION)
+TUNING = ("trials", "tuning_seconds", "folds", "tuning_metric")  # a search over HPARAM_RANGE / HPARAM_CANDIDATES
+OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed", *CONTINUOUS, *TEXT, *SELECTION,
+           *TUNING)  # fmt: skip
 UPDATES = ("retrain", "continue")
 PROMOTIONS = ("always", "if_better")
 SPLITS = ("random", "sequential")
@@ -67,6 +69,13 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "text_dim": _whole(16, 2**24),
     "text_features": _whole(1),
     "max_features": _whole(1),
+    "trials": _whole(1, 10_000),
+    "tuning_seconds": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+        "a number of seconds above 0",
+    ),
+    "folds": _whole(2, 20),
+    "tuning_metric": (lambda v: isinstance(v, str), "a metric's name (e.g. 'auc')"),
     **{key: _one_of(choices) for key, choices in CHOICES.items()},
 }
 
@@ -84,6 +93,10 @@ class TrainOptions:
     validation: float | None = None  # None: chosen from the row count (see training.py)
     split: str = "random"
     seed: int | None = None  # LightGBM's own seeds when None; the split then uses 0
+    trials: int | None = None  # tuning (see sqlml.tuning)
+    tuning_seconds: float | None = None
+    folds: int | None = None
+    tuning_metric: str | None = None
 
 
 @dataclass(frozen=True)

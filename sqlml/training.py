@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sqlml import features, metrics, models, selection, text
+from sqlml import features, metrics, models, scoring, selection, text, transform, tuning
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
 from sqlml.models import TrainingData
@@ -122,7 +122,7 @@ def _split(rows: int, groups: np.ndarray | None, fraction: float, how: str, seed
     return np.repeat(unit_mask, groups) if groups is not None else unit_mask
 
 
-def _subset(data: TrainingData, mask: np.ndarray, sizes_mask: np.ndarray | None) -> TrainingData:
+def subset(data: TrainingData, mask: np.ndarray, sizes_mask: np.ndarray | None) -> TrainingData:
     rows = np.flatnonzero(mask)
     groups = data.groups[sizes_mask] if data.groups is not None and sizes_mask is not None else None
     weight = data.weight[mask] if data.weight is not None else None
@@ -217,7 +217,13 @@ def train(
     """
     started = time.perf_counter()
     method, k = plan.selection or (None, None)
-    table = fetch(training_query(plan)) if rows is None else features.select_arrow(training_columns(plan), rows)
+    learnt = None
+    if plan.transform is not None:  # the TRANSFORM's statistics, learnt from the query's rows
+        learnt = transform.learn(plan.transform, plan.query.sql, fetch)
+        source = transform.select_sql(learnt, plan.query.sql, [plan.label or "", plan.group or "", plan.weight or ""])
+        table = fetch(features.select_sql(training_columns(plan), source))
+    else:
+        table = fetch(training_query(plan)) if rows is None else features.select_arrow(training_columns(plan), rows)
     if table.num_rows == 0:
         raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
     trainer = plan.trainer
@@ -273,8 +279,8 @@ def train(
 
     train_data, valid_data = data, None
     if mask is not None:
-        train_data = _subset(data, ~mask, None if unit_mask is None else ~unit_mask)
-        valid_data = _subset(data, mask, unit_mask)
+        train_data = subset(data, ~mask, None if unit_mask is None else ~unit_mask)
+        valid_data = subset(data, mask, unit_mask)
         del data
 
     task = trainer.task_for(num_classes)
@@ -283,18 +289,32 @@ def train(
         params["seed"] = opts.seed
     if trainer.boosting and "num_threads" not in params:  # OpenMP threads spin: on small data one thread is faster
         params["num_threads"] = 1 if train_data.rows * len(names) < SMALL_DATA else 0
-    model, used = trainer.fit(
-        train_data, valid_data, params, opts.num_boost_round, opts.early_stopping_rounds, progress,
-        init_model=base.model_text() if base is not None else None,
-    )  # fmt: skip
+    tuned = None
+    rounds = opts.num_boost_round
+    if plan.search:
+        seed = opts.seed if opts.seed is not None else 0
+        tuned = tuning.tune(plan, catalog.root / plan.name, train_data, valid_data, params, task, seed, progress)
+        params = {**params, **tuned.params}
+        rounds = tuned.record["num_boost_round"] or rounds
+    if tuned is not None and tuned.model is not None:
+        model, used = tuned.model, tuned.used or params
+    else:
+        model, used = trainer.fit(
+            train_data, valid_data, params, rounds, opts.early_stopping_rounds, None if tuned else progress,
+            init_model=base.model_text() if base is not None else None,
+        )  # fmt: skip
 
     scores: dict[str, float] = {}
+    extra: dict[str, bytes] = {}
     if valid_data is not None:
         matrix = valid_data.features
         if isinstance(matrix, pa.Table):
             matrix = features.to_matrix(matrix.columns, valid_data.rows)
         y = models.truth(task, model, matrix, valid_data.label)
-        scores = metrics.evaluate(task, y, model.predict(matrix), valid_data.groups)
+        predicted = model.predict(matrix)
+        scores = metrics.evaluate(task, y, predicted, valid_data.groups)
+        if plan.label is not None:  # for the diagnostics of the validation rows (ROC_CURVE(MODEL m), ...)
+            extra[scoring.EVALUATION_FILE] = evaluation_bytes(y, predicted, valid_data.groups)
     meta = {
         "task": task,
         "trainer": trainer.name,
@@ -307,7 +327,13 @@ def train(
         "inputs": len(names),
         **({"selection": {"method": method, "max_features": k, "ranking": ranking}} if ranking else {}),
         "params": used,
-        "num_boost_round": opts.num_boost_round if trainer.boosting else None,
+        "num_boost_round": rounds if trainer.boosting else None,
+        **({"tuning": tuned.record} if tuned is not None else {}),
+        **(
+            {"transform": transform.stored(plan.transform, learnt, [plan.label, plan.group, plan.weight])}
+            if learnt and plan.transform
+            else {}
+        ),
         "early_stopping_rounds": opts.early_stopping_rounds,
         "validation": fraction,
         "split": opts.split,
@@ -323,4 +349,23 @@ def train(
         "duration_s": round(time.perf_counter() - started, 3),
         **(lineage or {}),
     }
-    return catalog.save(plan.name, model.to_bytes(), meta, trainer.model_file)
+    return catalog.save(plan.name, model.to_bytes(), meta, trainer.model_file, extra)
+
+
+def evaluation_bytes(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None) -> bytes:
+    """The validation rows' labels (codes for classes), scores and ranking groups as an Arrow
+    IPC file (a portable format that runs nothing when read)."""
+    columns: dict[str, Any] = {"label": pa.array(y, pa.float64())}
+    if score.ndim == 2:
+        rows, k = score.shape
+        offsets = pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32))
+        columns["score"] = pa.ListArray.from_arrays(offsets, pa.array(score.ravel(), pa.float64()))
+    else:
+        columns["score"] = pa.array(score, pa.float64())
+    if groups is not None:
+        columns["group"] = pa.array(np.repeat(np.arange(len(groups)), groups))
+    sink = pa.BufferOutputStream()
+    table = pa.table(columns)
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())

@@ -8,7 +8,7 @@ import runpy
 
 from sqlml import metrics, models
 from sqlml.cli import app
-from sqlml.plan import OPTIONS
+from sqlml.train_options import OPTIONS
 from tests.conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()

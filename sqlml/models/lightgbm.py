@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,12 +132,45 @@ def quiet_stderr() -> Iterator[None]:
                 os.close(_stderr_saved)
 
 
+def training_curve(curve: dict[str, Any], seconds: list[float], best: int | None) -> dict[str, Any]:
+    """The metric per boosting round (the objective's first) on the training and validation
+    rows, with the seconds since training began, as JSON for the model's metadata."""
+    first = next(iter(curve.get("training", {})), None)
+    return {
+        "metric": first,
+        "training": [float(v) for v in curve.get("training", {}).get(first, [])],
+        "validation": [float(v) for v in curve.get("validation", {}).get(first, [])] or None,
+        "seconds": [round(s, 6) for s in seconds],
+        "best_iteration": best,
+    }
+
+
 class LightGBMModel:
     """A LightGBM booster with a lean predict: one C call, no per-call Python set-up."""
 
     def __init__(self, booster: Any) -> None:
         self.booster = booster
         self.num_outputs = booster.num_model_per_iteration()
+        self.info: dict[str, Any] = {}
+
+    def contributions(self, matrix: np.ndarray | Any) -> np.ndarray:
+        """Exact SHAP values per input (LightGBM's pred_contrib), then the expected value, per
+        row: rows x (inputs + 1), or rows x classes x (inputs + 1) for a multiclass model.
+        Each row's values add up to its raw score."""
+        with quiet_stderr():
+            out = self.booster.predict(matrix, pred_contrib=True, num_threads=1)
+        if isinstance(out, list):  # SciPy input gives one sparse matrix per class
+            out = np.stack([np.asarray(o.todense()) for o in out], axis=1)
+        elif not isinstance(out, np.ndarray):
+            out = np.asarray(out.todense())
+        out = np.asarray(out, dtype=np.float64)
+        if self.num_outputs > 1 and out.ndim == 2:
+            out = out.reshape(out.shape[0], self.num_outputs, -1)
+        return out
+
+    def raw_score(self, matrix: np.ndarray | Any) -> np.ndarray:
+        with quiet_stderr():
+            return np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
 
     def predict(self, matrix: np.ndarray | Any, threads: int = 0) -> np.ndarray:
         from lightgbm.basic import _LIB, _c_str, _safe_call
@@ -293,11 +327,19 @@ class LightGBMTrainer:
         stopping: dict[str, Any] = {
             k: params.pop(k) for k in ("early_stopping_min_delta", "first_metric_only") if k in params
         }
+        curve: dict[str, Any] = {}
+        ticks: list[float] = []
         try:
             with quiet_stderr():
                 train_set = dataset(train)
+                # the training curve: the objective's metric per round on both sets, and the time
+                valid_sets, names = [train_set], ["training"]
+                if valid is not None:
+                    valid_sets, names = [train_set, dataset(valid, train_set)], ["training", "validation"]
+                callbacks.append(lgb.record_evaluation(curve))
+                started = time.perf_counter()
+                callbacks.append(lambda env: ticks.append(time.perf_counter() - started))
                 if early_stopping_rounds and valid is not None:
-                    valid_sets = [dataset(valid, train_set)]
                     callbacks.append(
                         lgb.early_stopping(
                             early_stopping_rounds, first_metric_only=bool(stopping.get("first_metric_only", False)),
@@ -311,6 +353,7 @@ class LightGBMTrainer:
                     train_set,
                     num_boost_round,
                     valid_sets=valid_sets,
+                    valid_names=names,
                     callbacks=callbacks,
                     init_model=lgb.Booster(model_str=init_model) if init_model else None,
                 )
@@ -320,9 +363,11 @@ class LightGBMTrainer:
                 f"LightGBM could not train: {reason}",
                 hint="Check the WITH parameters against LightGBM's documentation.",
             ) from err
-        if valid_sets and booster.best_iteration > 0:
+        if early_stopping_rounds and valid is not None and booster.best_iteration > 0:
             booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-        return LightGBMModel(booster), {**params, **stopping}
+        model = LightGBMModel(booster)
+        model.info = {"training_curve": training_curve(curve, ticks, booster.best_iteration or None)}
+        return model, {**params, **stopping}
 
     def load(self, data: bytes, meta: dict[str, Any] | None = None) -> Model:
         """A model from its text; a ValueError for text that is not a whole LightGBM model

@@ -1,0 +1,12 @@
+-- From BigQuery ML's tutorial "Create a linear regression model" (penguins).
+CREATE OR REPLACE MODEL `bqml_tutorial.penguins_model`
+  OPTIONS (model_type = 'linear_reg', input_label_cols = ['body_mass_g']) AS
+SELECT * FROM `bigquery-public-data.ml_datasets.penguins` WHERE body_mass_g IS NOT NULL;
+
+SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`);
+
+SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`,
+  (SELECT * FROM `bigquery-public-data.ml_datasets.penguins` WHERE body_mass_g IS NOT NULL));
+
+SELECT * FROM ML.PREDICT(MODEL `bqml_tutorial.penguins_model`,
+  (SELECT * FROM `bigquery-public-data.ml_datasets.penguins` WHERE island = 'Biscoe'));
