@@ -59,6 +59,11 @@ The ML statements, one example each (beside all of DuckDB's SQL; docs/reference.
   SELECT id, prediction, probability FROM PREDICT(MODEL churn, TABLE customers);
   SHOW MODELS;  DESCRIBE MODEL churn;  EXPLAIN MODEL churn;  DROP MODEL churn VERSION 1;
   SELECT * FROM METRICS(MODEL churn);  SELECT * FROM FEATURE_RANKING(MODEL spam);
+  TRAIN MODEL tuned USING lightgbm_classifier LABEL churned WITH (num_leaves = HPARAM_RANGE(8, 128), trials = 20) AS ...;
+  SELECT * FROM TRIALS(MODEL tuned);  SELECT * FROM ROC_CURVE(MODEL churn);  SELECT * FROM MODELS();
+  SELECT * FROM EVALUATE(MODEL churn, TABLE customers, threshold => 0.3);   -- results are tables: join, filter, store
+  SELECT * FROM EXPLAIN_PREDICT(MODEL churn, TABLE customers, top_k => 3);  -- exact SHAP values (tree models)
+  CREATE MODEL m OPTIONS (model_type = 'logistic_reg', input_label_cols = ['y']) AS SELECT ...;  -- BigQuery ML
   CREATE STREAM clicks (user_id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
     WITH (connector = 'files', path = 'clicks/*.jsonl');
   SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY ALL;"""

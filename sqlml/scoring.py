@@ -21,7 +21,7 @@ from sqlml.errors import CatalogError, ExecutionError, SqlmlError
 from sqlml.features import FeatureSpec, quote
 from sqlml.models import Model
 from sqlml.models import onnx as onnx_models
-from sqlml.table_sql import output_type, score_width
+from sqlml.table_sql import EXPLANATION_TYPE, output_type, score_width
 
 _LOADED: dict[tuple[str, str], tuple[Model, list[FeatureSpec]]] = {}
 _FAILED: list[SqlmlError] = []  # the last error a scoring function raised inside DuckDB
@@ -135,8 +135,6 @@ def explanation_function(model_version: ModelVersion, top_k: int) -> tuple[Calla
             [pa.ListArray.from_arrays(offsets, entries), pa.array(baseline), pa.array(baseline + values.sum(axis=1))],
             names=["attributions", "baseline", "raw_score"],
         )
-
-    from sqlml.table_sql import EXPLANATION_TYPE
 
     return reported(explain), input_type(specs), EXPLANATION_TYPE
 

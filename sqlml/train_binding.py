@@ -100,18 +100,15 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
     search: dict[str, tuple[str, tuple[Any, ...]]] = {}
     for prop in node.args.get("params") or []:
         key, value_node = prop.this.name.lower(), prop.expression
+        space = None
+        value = binder.params.get(value_node.name) if isinstance(value_node, exp.Placeholder) else literal(value_node)
         if isinstance(value_node, exp.Anonymous) and value_node.name.upper() in SPACES:
             canonical, space = _search_space(binder, trainer, key, value_node)
-            if canonical in search or canonical in params or canonical in raw_options:
-                raise binder.error(f"Parameter '{key}' is set twice.", prop.this, "Set each parameter once.")
-            search[canonical] = space
-            continue
-        value = binder.params.get(value_node.name) if isinstance(value_node, exp.Placeholder) else literal(value_node)
-        if value is None:
+        elif value is None:
             raise binder.error(
                 f"The value of {key} must be a literal.", value_node, "Write a number, 'text', TRUE or FALSE."
             )
-        if key in OPTIONS:
+        elif key in OPTIONS:
             canonical = key
         else:
             try:
@@ -126,7 +123,9 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
                 "Set each parameter once.",
             )  # fmt: skip
         spelled[canonical] = key
-        if canonical in OPTIONS:
+        if space is not None:
+            search[canonical] = space
+        elif canonical in OPTIONS:
             raw_options[canonical] = (value, value_node)
         else:
             params[canonical] = value
@@ -347,8 +346,6 @@ def _check_tuning(
             f"{given[0]} configures a search, but no parameter has a search space.", raw[given[0]][1],
             "Give one: WITH (num_leaves = HPARAM_RANGE(8, 128), trials = 20).",
         )  # fmt: skip
-    if search and "num_boost_round" in search and "num_boost_round" in raw:
-        raise binder.error("num_boost_round is set twice.", raw["num_boost_round"][1])
 
 
 def _ident_for(node: ast.Train, name: str) -> exp.Identifier | None:

@@ -13,6 +13,7 @@ from tests.conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()
 REFERENCE = (ROOT / "docs" / "reference.md").read_text()
+BIGQUERY_ML = (ROOT / "docs" / "bigquery-ml.md").read_text()
 
 
 def block(after: str, lang: str) -> str:
@@ -41,6 +42,19 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert "3000 ['prediction', 'probability', 'probabilities', 'model_version']" in out
 
 
+def test_bigquery_ml_mapping_names_every_option_and_function():
+    from sqlml.bigquery import _NOT_HERE, KNOWN, MODEL_TYPES
+    from sqlml.dialect import BIGQUERY_ML_MISSING
+
+    for option in KNOWN:
+        assert f"`{option}`" in BIGQUERY_ML, option
+    for model_type in [*MODEL_TYPES, "onnx"]:
+        assert model_type in BIGQUERY_ML, model_type
+    for name in BIGQUERY_ML_MISSING:
+        assert name in BIGQUERY_ML, name
+    assert len(_NOT_HERE) >= 10
+
+
 def test_readme_commands_are_the_ci_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install -e '.[dev,torch]'" in README and "pip install -e '.[dev,torch]'" in ci
@@ -58,8 +72,16 @@ def test_reference_documents_everything():
         "DROP MODEL",
         "IMPORT MODEL",
         "Model families",
+        "TRANSFORM",
+        "Hyperparameter search",
+        "Result functions",
+        "CREATE MODEL (BigQuery ML)",
     ]:
         assert f"\n## {heading}\n" in REFERENCE, heading
+    from sqlml.dialect import MODEL_FUNCTIONS, PREDICT_FUNCTIONS, PREPROCESSING
+
+    for function in (*MODEL_FUNCTIONS, *PREDICT_FUNCTIONS, *PREPROCESSING):
+        assert f"`{function}(" in REFERENCE + BIGQUERY_ML or f"`{function}`" in REFERENCE + BIGQUERY_ML, function
     for name in models.names():
         assert name in REFERENCE
     for option in OPTIONS:

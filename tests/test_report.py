@@ -80,3 +80,20 @@ def test_the_report_renders_in_headless_chromium(tmp_path, trained):
     # the curves and bars are drawn in the chart blue (#2563eb): many such pixels mean the charts rendered
     blue = sum(abs(p[0] - 0x25) < 40 and abs(p[1] - 0x63) < 40 and abs(p[2] - 0xEB) < 40 for p in pixels)
     assert blue > 2000
+
+
+def test_a_continuously_trained_model_reports_its_windows_and_promotions(tmp_path, catalog):
+    con = sqlml.connect(catalog=catalog)
+    con.execute("""CREATE TABLE clicks AS
+        SELECT TIMESTAMP '2025-01-01' + INTERVAL (i * 2) SECOND AS ts, (hash(i) % 1000) / 1000.0 AS x,
+               (hash(i) % 1000) / 1000.0 + (hash(i, 1) % 100) / 400.0 > 0.6 AS purchased
+        FROM range(3600) AS t(i)""")  # fmt: skip
+    con.sql("TRAIN MODEL cvr USING lightgbm_classifier LABEL purchased WITH (rounds_per_window = 5, num_threads = 1) "
+            "AS SELECT x, purchased FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '20' MINUTE))")  # fmt: skip
+    con.close()
+    out = tmp_path / "cvr.html"
+    done = run_cli("report", "cvr", "-o", str(out), "--catalog", str(catalog))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert "Continuous training" in page and "auc per window" in page and "Promotions" in page
+    assert page.count("<tr>") > 8  # the windows' metrics and the promotions are listed

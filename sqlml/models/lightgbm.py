@@ -132,6 +132,23 @@ def quiet_stderr() -> Iterator[None]:
                 os.close(_stderr_saved)
 
 
+CURVE_ROWS = 10_000  # the training curve's training metric is measured on at most this many training rows
+
+
+def _curve_rows(train: TrainingData, train_set: Any, dataset: Callable[..., Any]) -> Any:
+    """The training rows the curve's training metric is measured on: all of them up to
+    CURVE_ROWS (and for rankers, whose groups must stay whole), else a fixed random sample,
+    which LightGBM scores incrementally like a validation set (measuring every training row
+    each round cost 7% of a 1,000,000-row TRAIN)."""
+    if train.groups is not None or train.rows <= CURVE_ROWS:
+        return train_set
+    picked = np.sort(np.random.default_rng(0).choice(train.rows, CURVE_ROWS, replace=False))
+    features = train.features.take(pa.array(picked)) if isinstance(train.features, pa.Table) else train.features[picked]
+    weight = train.weight[picked] if train.weight is not None else None
+    sample = TrainingData(features, train.label[picked], None, train.categorical, weight, train.names)
+    return dataset(sample, train_set)
+
+
 def training_curve(curve: dict[str, Any], seconds: list[float], best: int | None) -> dict[str, Any]:
     """The metric per boosting round (the objective's first) on the training and validation
     rows, with the seconds since training began, as JSON for the model's metadata."""
@@ -332,10 +349,11 @@ class LightGBMTrainer:
         try:
             with quiet_stderr():
                 train_set = dataset(train)
-                # the training curve: the objective's metric per round on both sets, and the time
-                valid_sets, names = [train_set], ["training"]
+                # the training curve: the objective's metric per round on (a sample of) the training rows
+                # and on the validation rows, and the time
+                valid_sets, names = [_curve_rows(train, train_set, dataset)], ["training"]
                 if valid is not None:
-                    valid_sets, names = [train_set, dataset(valid, train_set)], ["training", "validation"]
+                    valid_sets, names = [valid_sets[0], dataset(valid, train_set)], ["training", "validation"]
                 callbacks.append(lgb.record_evaluation(curve))
                 started = time.perf_counter()
                 callbacks.append(lambda env: ticks.append(time.perf_counter() - started))
