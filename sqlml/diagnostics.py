@@ -165,21 +165,40 @@ def column_contributions(contrib: np.ndarray, specs: list[FeatureSpec]) -> tuple
     return [s.name for s in specs], values, contrib[:, -1]
 
 
+def linear_contributions(model: Any, matrix: Any, linear: dict[str, Any]) -> np.ndarray:
+    """A linear model's exact SHAP values (inputs independent), per input then the expected
+    value, as pred_contrib lays them out: coefficient x (preprocessed input - its training
+    mean), summed over the one-hot columns of a category. rows x classes x (inputs + 1) for a
+    multiclass model, whose scores are its classes' logits."""
+    z = np.asarray(model.model_inputs(matrix), dtype=np.float64)
+    coef, mean = np.asarray(linear["coef"]), np.asarray(linear["mean"])
+    owners = np.asarray(linear["owners"])
+    width = int(owners.max()) + 1 if len(owners) else 0
+    out = np.zeros((len(z), len(coef), width + 1))
+    for k, (w, b) in enumerate(zip(coef, linear["intercept"])):
+        terms = (z - mean) * w
+        for j in range(width):
+            out[:, k, j] = terms[:, owners == j].sum(axis=1)
+        out[:, k, width] = b + float(w @ mean)
+    return out[:, 0, :] if len(coef) == 1 else out
+
+
 def explain_rows(
-    model: Any, matrix: Any, specs: list[FeatureSpec], task: str
+    model: Any, matrix: Any, specs: list[FeatureSpec], meta: dict[str, Any]
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-row attributions per column and the baseline, in the model's raw score (log-odds
     for classifiers); for a multiclass model, those of each row's likeliest class."""
-    contrib = model.contributions(matrix)
+    linear = meta.get("linear")
+    contrib = linear_contributions(model, matrix, linear) if linear else model.contributions(matrix)
     if contrib.ndim == 3:  # rows x classes x (inputs + 1)
         best = np.argmax(contrib.sum(axis=2), axis=1)
         contrib = contrib[np.arange(len(best)), best]
     return column_contributions(contrib, specs)
 
 
-def global_explain(model: Any, matrix: Any, specs: list[FeatureSpec], task: str) -> pa.Table:
+def global_explain(model: Any, matrix: Any, specs: list[FeatureSpec], meta: dict[str, Any]) -> pa.Table:
     """GLOBAL_EXPLAIN: each column's mean absolute attribution over the rows, largest first."""
-    names, values, _ = explain_rows(model, matrix, specs, task)
+    names, values, _ = explain_rows(model, matrix, specs, meta)
     mean = np.abs(values).mean(axis=0) if len(values) else np.zeros(len(names))
     order = np.argsort(-mean, kind="stable")
     return pa.table({"feature": [names[i] for i in order], "attribution": pa.array(mean[order], pa.float64())})

@@ -195,8 +195,8 @@ class Sqlml(DuckDB):
         def _exists(self, words: tuple[str, ...]) -> bool:
             return self._match_text_seq(*words)
 
-        def _source(self, what: str) -> ast.QuerySource:
-            """`(query)` or `TABLE name`."""
+        def _source(self, what: str, bigquery: bool = False) -> ast.QuerySource:
+            """`(query)` or `TABLE name`; a BigQuery ML function's query is BigQuery's SQL (`bigquery`)."""
             if self._match(TokenType.TABLE):
                 table = _unquote_path(self._parse_table_parts())
                 return ast.QuerySource(this=table, text=f"SELECT * FROM {table.sql('duckdb')}", table=True)
@@ -206,7 +206,7 @@ class Sqlml(DuckDB):
             query = self._parse_statement()
             if not isinstance(query, exp.Query):
                 self._fail(f"Expected a query {what}", "Write (SELECT ...) or TABLE name.")
-            text = bigquery_sql(self.sql[start : self._prev.end + 1])
+            text = bigquery_sql(self.sql[start : self._prev.end + 1], bigquery)
             query.meta.update(start=start, end=self._prev.end)  # type: ignore[union-attr]
             self._match_r_paren()
             return ast.QuerySource(this=query, text=text)
@@ -420,7 +420,7 @@ class Sqlml(DuckDB):
             ref = self._model_ref()
             if not self._match(TokenType.COMMA):
                 self._fail(f"Expected a comma and the input after {word}'s model", f"{word}(MODEL m, TABLE t)")
-            node = ast.Predict(this=ref, source=self._source(f"as {word}'s input"), kind=word)
+            node = ast.Predict(this=ref, source=self._source(f"as {word}'s input", word.startswith("ML.")), kind=word)
             options, _ = self._function_options(word)
             if options:
                 node.set("options", options)
@@ -488,7 +488,7 @@ class Sqlml(DuckDB):
                 and self._next.token_type in (TokenType.TABLE, TokenType.L_PAREN)
             ):
                 self._advance()
-                node.set("source", self._source(f"as {word}'s input"))
+                node.set("source", self._source(f"as {word}'s input", word.startswith("ML.")))
             options, values = self._function_options(word)
             node.set("options", options or None)
             node.set("values", values or None)
@@ -533,7 +533,7 @@ class Sqlml(DuckDB):
                 if wrapped:
                     self._match_r_paren()
                 query.meta.update(start=start, end=end)  # type: ignore[union-attr]
-                node.set("source", ast.QuerySource(this=query, text=bigquery_sql(self.sql[start : end + 1])))
+                node.set("source", ast.QuerySource(this=query, text=bigquery_sql(self.sql[start : end + 1], True)))
             return node
 
     class Generator(DuckDB.Generator):
@@ -586,15 +586,16 @@ def _unquote_path(table: exp.Expr) -> exp.Expr:
     return exp.table_(parts[-1], db=parts[0] if len(parts) == 2 else None, quoted=True)
 
 
-def bigquery_sql(text: str) -> str:
-    """A query as DuckDB SQL: one that quotes names with backquotes is BigQuery's SQL (as in
-    BigQuery ML's scripts) and is translated by sqlglot, its tables' project parts dropped;
-    any other is DuckDB's own, left as written.
+def bigquery_sql(text: str, bigquery: bool = False) -> str:
+    """A query as DuckDB SQL: BigQuery's SQL (`bigquery`: the query of CREATE MODEL or of an
+    ML.* function; or any query that quotes names with backquotes) is translated by sqlglot,
+    its tables' project parts dropped; any other is DuckDB's own, left as written, as is
+    text sqlglot cannot read as BigQuery's.
 
     >>> print(bigquery_sql("SELECT * EXCEPT(w) FROM `proj.data.t` WHERE split = 'train'"))
     SELECT * EXCLUDE (w) FROM "data"."t" WHERE split = 'train'
     """
-    if "`" not in text:
+    if not bigquery and "`" not in text:
         return text
     import sqlglot
 

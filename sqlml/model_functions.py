@@ -50,8 +50,8 @@ ARGUMENTS: dict[str, dict[str, tuple[Any, str]]] = {
 # what each function needs of the model
 _CLASSIFIER = ("CONFUSION_MATRIX", "ML.CONFUSION_MATRIX")
 _BINARY = ("ROC_CURVE", "PR_CURVE", "CALIBRATION", "ML.ROC_CURVE")
-_TREES = ("FEATURE_IMPORTANCE", "GLOBAL_EXPLAIN", "ML.FEATURE_IMPORTANCE", "ML.GLOBAL_EXPLAIN", "EXPLAIN_PREDICT",
-          "ML.EXPLAIN_PREDICT")  # fmt: skip
+_TREES = ("FEATURE_IMPORTANCE", "ML.FEATURE_IMPORTANCE")  # the splits of trees
+_EXPLAINED = ("GLOBAL_EXPLAIN", "ML.GLOBAL_EXPLAIN", "EXPLAIN_PREDICT", "ML.EXPLAIN_PREDICT")  # trees and linear models
 _BQ_EVALUATE = {
     "binary": ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
     "multiclass": ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"],
@@ -181,13 +181,18 @@ def check_model(binder: Binder, word: str, model: ModelVersion, node: exp.Expr) 
         )  # fmt: skip
     if word in _CLASSIFIER and task not in ("binary", "multiclass"):
         raise binder.error(f"{word} is for classifiers; model '{model.name}' is {task}.", node)
-    if word in _TREES and (
-        meta["trainer"] == IMPORTED or not meta["trainer"].startswith(("lightgbm_", "random_forest_"))
-    ):
+    trees = meta["trainer"] != IMPORTED and meta["trainer"].startswith(("lightgbm_", "random_forest_"))
+    if word in _TREES and not trees:
         raise binder.error(
-            f"{word} explains tree models (exact SHAP values and splits from LightGBM); model '{model.name}' is "
-            f"{meta['trainer']}.", node,
-            "Train a lightgbm_* or random_forest_* model on the same columns to explain them; EVALUATE measures any model.",
+            f"{word} reads the splits of tree models; model '{model.name}' is {meta['trainer']}.", node,
+            "EXPLAIN_PREDICT and GLOBAL_EXPLAIN explain linear models too; EVALUATE measures any model.",
+        )  # fmt: skip
+    if word in _EXPLAINED and not trees and not meta.get("linear"):
+        raise binder.error(
+            f"{word} explains tree models (exact SHAP values from LightGBM) and linear models (coefficient x "
+            f"centred input); model '{model.name}' is {meta['trainer']}.", node,
+            "Train a lightgbm_*, random_forest_*, linear_regressor or logistic_classifier model on the same columns "
+            "to explain them; EVALUATE measures any model.",
         )  # fmt: skip
     if word in ("TRAINING_CURVE", "ML.TRAINING_INFO") and not meta.get("training_curve"):
         raise binder.error(

@@ -50,7 +50,7 @@ def compute(call: ResultCall, fetch: Fetch, engine: Any) -> pa.Table:
         return feature_importance(model)
     if word in ("GLOBAL_EXPLAIN", "ML.GLOBAL_EXPLAIN"):
         loaded, specs = scoring.load(model)
-        return diagnostics.global_explain(loaded, explain_inputs(fetch, model, call.source_sql), specs, meta["task"])
+        return diagnostics.global_explain(loaded, explain_inputs(fetch, model, call.source_sql), specs, meta)
     if word == "ML.EVALUATE":
         return bigquery_evaluate(fetch, model, call.source_sql, threshold)
     if word in ("TRIALS", "ML.TRIAL_INFO"):

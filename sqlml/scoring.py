@@ -110,19 +110,20 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any], pa.Ar
 
 def explanation_function(model_version: ModelVersion, top_k: int) -> tuple[Callable[[Any], pa.Array], str, str]:
     """The UDF behind EXPLAIN_PREDICT: per row, the `top_k` columns with the largest absolute
-    attribution (exact SHAP values from LightGBM, summed over a column's inputs), the baseline
-    (the expected raw score) and the raw score, which the attributions and baseline add up to."""
+    attribution (exact SHAP values: LightGBM's pred_contrib for trees, coefficient x centred
+    input for linear models; summed over a column's inputs), the baseline (the expected raw
+    score) and the raw score, which the attributions and baseline add up to."""
     from sqlml.diagnostics import explain_rows
 
     model, specs = load(model_version)
-    task = model_version.meta["task"]
+    meta = model_version.meta
     entry = pa.struct([("feature", pa.string()), ("attribution", pa.float64())])
 
     def explain(struct: pa.StructArray | pa.ChunkedArray) -> pa.Array:
         if isinstance(struct, pa.ChunkedArray):
             struct = struct.combine_chunks()
         matrix, _ = features.design(struct.flatten(), specs, len(struct))
-        names, values, baseline = explain_rows(model, matrix, specs, task)
+        names, values, baseline = explain_rows(model, matrix, specs, meta)
         rows, k = len(struct), min(top_k, len(names))
         top = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
         picked = np.take_along_axis(values, top, axis=1)

@@ -27,8 +27,8 @@ COLUMNS = {
     "ML.TRAINING_INFO": ["training_run", "iteration", "loss", "eval_loss", "learning_rate", "duration_ms"],
     "ML.ROC_CURVE": ["threshold", "recall", "false_positive_rate", "true_positives", "false_positives",
                      "true_negatives", "false_negatives"],
-    "ML.EXPLAIN_PREDICT": ["predicted_income_bracket", "probability", "top_feature_attributions",
-                           "baseline_prediction_value", "prediction_value", "approximation_error"],
+    "ML.EXPLAIN_PREDICT": ["top_feature_attributions", "baseline_prediction_value", "prediction_value",
+                           "approximation_error"],
 }  # fmt: skip
 TASKS = {"linear_regression": "regression", "logistic_regression": "binary", "boosted_tree": "binary",
          "random_forest_sequential": "binary", "kmeans": "clustering", "pca": "decomposition"}  # fmt: skip
@@ -55,6 +55,10 @@ def test_every_statement_runs_with_bigquery_ml_columns(tmp_path, script):
         assert len(result.fetchall()) > 0, statement.text
         if function == "ML.EVALUATE":
             assert columns == EVALUATE[TASKS[script]]
+        elif function == "ML.EXPLAIN_PREDICT":  # after the prediction (and a classifier's probability)
+            label = "body_mass_g" if script == "linear_regression" else "income_bracket"
+            head = [f"predicted_{label}"] + (["probability"] if script != "linear_regression" else [])
+            assert columns[: len(head) + 4] == head + COLUMNS[function]
         elif function in COLUMNS:
             assert columns[: len(COLUMNS[function])] == COLUMNS[function]
         elif function == "ML.CONFUSION_MATRIX":
@@ -204,3 +208,15 @@ def test_cli_runs_a_bigquery_ml_script(tmp_path):
     done = run_cli("run", str(script), "--catalog", str(tmp_path / "catalog"))
     assert done.returncode == 0, done.stderr
     assert "principal_component_1" in done.stdout and "total_explained_variance_ratio" in done.stdout
+
+
+def test_the_queries_of_bigquery_ml_functions_are_bigquery_sql(tmp_path):
+    con = session(tmp_path)
+    run(con, "linear_regression")
+    rows = con.sql("""SELECT predicted_body_mass_g, male FROM ML.PREDICT(MODEL bqml_tutorial.penguins_model,
+        (SELECT *, IF(sex = "MALE", 1, 0) AS male FROM ml_datasets.penguins
+         WHERE SAFE_CAST(body_mass_g AS INT64) IS NOT NULL LIMIT 5))""").fetchall()  # fmt: skip
+    assert len(rows) == 5 and {r[1] for r in rows} <= {0, 1} and all(r[0] > 0 for r in rows)
+    # sqlml's own functions read DuckDB's SQL, where "..." quotes a name
+    own = con.sql('SELECT "sex" FROM PREDICT(MODEL penguins_model, (SELECT * FROM ml_datasets.penguins LIMIT 3))')
+    assert {r[0] for r in own.fetchall()} <= {"MALE", "FEMALE"}

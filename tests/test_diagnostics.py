@@ -231,7 +231,8 @@ def test_a_failing_function_changes_nothing(con, binary):
         ("SELECT * FROM EVALUATE(MODEL m, threshold => 2)", "Bad value for EVALUATE's threshold"),
         ("SELECT * FROM EVALUATE(MODEL m, treshold => 0.2)", "Did you mean 'threshold'"),
         ("SELECT * FROM TRAINING_CURVE(MODEL m, TABLE src)", "takes no input rows"),
-        ("SELECT * FROM EXPLAIN_PREDICT(MODEL lin, TABLE src)", "explains tree models"),
+        ("SELECT * FROM EXPLAIN_PREDICT(MODEL nb, TABLE src)", "explains tree models"),
+        ("SELECT * FROM FEATURE_IMPORTANCE(MODEL lin)", "reads the splits of tree models"),
         ("SELECT * FROM TRAINING_CURVE(MODEL lin)", "has no training curve"),
         ("SELECT * FROM PREDICT(MODEL w, TABLE src, threshold => 0.2)", "threshold is for binary classifiers"),
         ("SELECT * FROM ROC_CURVE(MODEL mm)", "Did you mean 'm'"),
@@ -241,8 +242,58 @@ def test_a_failing_function_changes_nothing(con, binary):
 def test_bad_calls_are_bind_errors(con, binary, sql, message):
     src, *_ = binary
     con.sql("TRAIN MODEL lin USING logistic_classifier LABEL y AS SELECT * FROM src")
+    con.sql("TRAIN MODEL nb USING naive_bayes LABEL y AS SELECT * FROM src")
     wine, _, _ = dataset("wine")  # noqa: F841 (read by name)
     con.sql("TRAIN MODEL w USING lightgbm_classifier LABEL y WITH (num_boost_round = 2) AS SELECT * FROM wine")
     with pytest.raises(sqlml.SqlmlError) as err:
         con.sql(sql)
     assert message in f"{err.value.message} {err.value.hint}"
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "wine", "diabetes"])
+def test_linear_explanations_are_coefficients_times_centred_inputs(con, data):
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    src, x, y = dataset(data)
+    trainer = "linear_regressor" if data == "diabetes" else "logistic_classifier"
+    con.sql(f"TRAIN MODEL lin USING {trainer} LABEL y WITH (validation = 0) AS SELECT * FROM src")
+    estimator = LinearRegression() if data == "diabetes" else LogisticRegression(max_iter=1000, random_state=0)
+    reference = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), estimator)
+    reference.fit(np.asfortranarray(x), y)
+    z = reference[:-1].transform(x)
+    coef = np.atleast_2d(reference[-1].coef_)
+    logits = z @ coef.T + reference[-1].intercept_
+    k = np.argmax(logits, axis=1) if coef.shape[0] > 1 else np.zeros(len(y), dtype=int)
+    expected = coef[k] * (z - z.mean(axis=0))
+    width = x.shape[1]
+    rows = con.sql(
+        f"SELECT attributions, baseline, raw_score FROM EXPLAIN_PREDICT(MODEL lin, TABLE src, top_k => {width})"
+    ).fetchall()
+    for i, (attributions, baseline, raw_score) in enumerate(rows):
+        got = {a["feature"]: a["attribution"] for a in attributions}
+        np.testing.assert_allclose([got[f"f{j}"] for j in range(width)], expected[i], atol=2e-3, rtol=1e-3)
+        assert raw_score == pytest.approx(logits[i, k[i]], abs=2e-3, rel=1e-3)  # float32 inputs in ONNX
+        assert baseline + sum(got.values()) == pytest.approx(raw_score, abs=1e-9)
+    if data == "breast_cancer":  # the raw score is the log-odds of PREDICT's probability
+        p = np.array([r[0] for r in con.sql("SELECT probability FROM PREDICT(MODEL lin, TABLE src)").fetchall()])
+        inside = (p > 1e-4) & (p < 1 - 1e-4)  # float32 probabilities saturate beyond
+        assert inside.sum() > 100
+        logit = np.log(p[inside] / (1 - p[inside]))
+        np.testing.assert_allclose(np.array([r[2] for r in rows])[inside], logit, atol=5e-3)
+    glob = dict(con.sql("SELECT feature, attribution FROM GLOBAL_EXPLAIN(MODEL lin, TABLE src)").fetchall())
+    np.testing.assert_allclose([glob[f"f{j}"] for j in range(width)],
+                               np.abs(expected).mean(axis=0), atol=2e-3, rtol=1e-3)  # fmt: skip
+
+
+def test_a_linear_models_categories_are_explained_as_one_column(con):
+    src = pa.table({"x": np.linspace(0, 1, 600), "c": ["a", "b", "c"] * 200, "y": [0, 1] * 300})  # noqa: F841
+    con.sql("TRAIN MODEL cat USING logistic_classifier LABEL y WITH (validation = 0) AS SELECT * FROM src")
+    rows = con.sql(
+        "SELECT attributions, baseline, raw_score FROM EXPLAIN_PREDICT(MODEL cat, TABLE src, top_k => 5)"
+    ).fetchall()
+    for attributions, baseline, raw_score in rows[:20]:
+        assert sorted(a["feature"] for a in attributions) == ["c", "x"]
+        assert baseline + sum(a["attribution"] for a in attributions) == pytest.approx(raw_score, abs=1e-9)

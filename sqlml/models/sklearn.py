@@ -155,6 +155,8 @@ class SklearnTrainer:
             )
         model = onnx_models.OnnxModel(data, self.task_for(len(classes) if classes is not None else 0), roles)
         model.info = {"onnx": {"outputs": model.outputs}, **_summary(estimator)}
+        if hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
+            model.info["linear"] = linear_terms(estimator, xt, preprocess, len(columns), train.weight)
         notes = sorted({str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
         if notes:
             model.info["warnings"] = notes
@@ -268,6 +270,27 @@ def _numbers_graph(pipeline: Any, width: int) -> Any:
         constants,
     )  # fmt: skip
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def linear_terms(
+    estimator: Any, xt: np.ndarray, preprocess: Any, width: int, weight: np.ndarray | None
+) -> dict[str, Any]:
+    """What explains a linear model's scores (see sqlml.diagnostics.linear_contributions): its
+    coefficients and intercepts over the preprocessed inputs, their mean on the training rows,
+    and the model input each preprocessed column comes from."""
+    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    owners = list(range(width))
+    if not hasattr(preprocess, "named_steps"):  # a ColumnTransformer: numbers first, then each category's one-hot
+        numbers: list[int] = next((cols for name, _, cols in preprocess.transformers_ if name == "numbers"), [])
+        onehot = preprocess.named_transformers_["categories"].named_steps["onehot"]
+        cats = next(cols for name, _, cols in preprocess.transformers_ if name == "categories")
+        owners = [*numbers, *[c for c, known in zip(cats, onehot.categories_) for _ in known]]
+    return {
+        "coef": coef.tolist(),
+        "intercept": np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)).tolist(),
+        "mean": np.average(xt, axis=0, weights=weight).tolist(),
+        "owners": [int(o) for o in owners],
+    }
 
 
 def _summary(estimator: Any) -> dict[str, Any]:

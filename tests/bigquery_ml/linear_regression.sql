@@ -10,3 +10,8 @@ SELECT * FROM ML.EVALUATE(MODEL `bqml_tutorial.penguins_model`,
 
 SELECT * FROM ML.PREDICT(MODEL `bqml_tutorial.penguins_model`,
   (SELECT * FROM `bigquery-public-data.ml_datasets.penguins` WHERE island = 'Biscoe'));
+
+SELECT * FROM ML.EXPLAIN_PREDICT(MODEL `bqml_tutorial.penguins_model`,
+  (SELECT * FROM `bigquery-public-data.ml_datasets.penguins` WHERE island = 'Biscoe'), STRUCT(3 AS top_k_features));
+
+SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL `bqml_tutorial.penguins_model`);
