@@ -162,6 +162,7 @@ class Session:
         """A session for another thread: a cursor of the same DuckDB database, the same catalog."""
         other = Session(self.connection.cursor(), self.catalog, owned=True)
         other.python_scope = self.python_scope
+        other.engine.cluster = self.engine.cluster
         return other
 
     def set_progress(self, factory: Callable[[str], Progress | None]) -> None:
@@ -270,15 +271,26 @@ def connect(
     catalog: str | os.PathLike[str] | None = None,
     *,
     connection: duckdb.DuckDBPyConnection | None = None,
+    cluster: str | None = None,
 ) -> Session:
     """Open a session on a DuckDB database (or around an existing connection) and a catalog.
 
-    The catalog folder is `catalog`, else $SQLML_CATALOG, else ./catalog.
+    The catalog folder is `catalog`, else $SQLML_CATALOG, else ./catalog. `cluster` (else
+    $SQLML_CLUSTER) is the Dask cluster of TRAIN ... WITH (distributed = true): 'local:N' or
+    a scheduler's address, checked now.
     """
     root = Path(catalog or os.environ.get("SQLML_CATALOG") or DEFAULT_CATALOG)
+    address = cluster or os.environ.get("SQLML_CLUSTER") or None
+    if address is not None:
+        from sqlml.distributed import check_address
+
+        address = check_address(address)
     if connection is not None:
-        return Session(connection, Catalog(root), owned=False)
-    try:
-        return Session(duckdb.connect(database), Catalog(root))
-    except duckdb.Error as err:
-        raise ExecutionError(f"Cannot open the database {database}: {str(err).splitlines()[0]}") from err
+        session = Session(connection, Catalog(root), owned=False)
+    else:
+        try:
+            session = Session(duckdb.connect(database), Catalog(root))
+        except duckdb.Error as err:
+            raise ExecutionError(f"Cannot open the database {database}: {str(err).splitlines()[0]}") from err
+    session.engine.cluster = address
+    return session

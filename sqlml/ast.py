@@ -151,10 +151,16 @@ class CreateStream(exp.Expression):
     }
 
 
+class SetCluster(exp.Expression):
+    """`SET cluster = 'local:2' | 'tcp://host:8786'` (`this`, a string) or `RESET cluster` (no `this`)."""
+
+    arg_types = {"this": False}
+
+
 class DropStream(exp.Expression):
     """`DROP STREAM [IF EXISTS] name`."""
 
     arg_types = {"this": True, "exists": False}
 
 
-STATEMENTS = (Train, CreateModel, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel, ImportModel)
+STATEMENTS = (Train, CreateModel, SetCluster, Evaluate, ShowModels, DescribeModel, ExplainModel, DropModel, ImportModel)

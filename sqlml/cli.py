@@ -32,15 +32,19 @@ CatalogOption = typer.Option(
 
 
 DebugOption = typer.Option(False, "--debug", help="Show the Python traceback of an internal error.")
+ClusterOption = typer.Option(
+    None, "--cluster", envvar="SQLML_CLUSTER",
+    help="Dask cluster for TRAIN ... WITH (distributed = true): local:N or tcp://scheduler:8786.",
+)  # fmt: skip
 ProgressOption = typer.Option(
     False, "--progress", help="Print a line on stderr as each micro-batch of a continuous query is done."
 )
 
 
-def open_session(db: str, catalog: Path | None) -> Session:
+def open_session(db: str, catalog: Path | None, cluster: str | None = None) -> Session:
     from sqlml.api import connect
 
-    session = connect(db, catalog)
+    session = connect(db, catalog, cluster=cluster)
     session.python_scope = False  # no Python variables are tables here
     session.set_progress(progress_bar)
     session.engine.on_stream_done = stream_summary
@@ -195,6 +199,7 @@ def run(
     catalog: Path | None = CatalogOption,
     debug: bool = DebugOption,
     progress: bool = ProgressOption,
+    cluster: str | None = ClusterOption,
 ) -> None:
     """Run SQL files (or -c SQL) statement by statement; stop at the first error (exit 1)."""
     if fmt not in ("table", "csv", "json"):
@@ -216,7 +221,7 @@ def run(
         typer.echo("error: give SQL files, - for standard input, or -c 'SQL'", err=True)
         raise typer.Exit(2)
     db, catalog = defaults(ctx, db, catalog)
-    session = guarded(lambda: open_session(db, catalog), debug)
+    session = guarded(lambda: open_session(db, catalog, cluster), debug)
     if progress:
         session.engine.on_batch = batch_line
     received = stop_on_signals(session)

@@ -28,6 +28,7 @@ from sqlml.generator import (
     import_sql,
     model_function_sql,
     options_sql,
+    set_cluster_sql,
     train_sql,
     window_table_sql,
 )
@@ -76,6 +77,8 @@ _HEADS = {
     ("DROP", "MODEL"): "_parse_drop_model",
     ("DROP", "STREAM"): "_parse_drop_stream",
     ("IMPORT", "MODEL"): "_parse_import_model",
+    ("SET", "CLUSTER"): "_parse_set_cluster",
+    ("RESET", "CLUSTER"): "_parse_reset_cluster",
 }
 
 
@@ -325,6 +328,20 @@ class Sqlml(DuckDB):
                 node.set("params", self._parse_wrapped_csv(self._param))
             return node
 
+        def _parse_set_cluster(self) -> ast.SetCluster:
+            if not (self._match(TokenType.EQ) or self._match_text_seq("TO")):
+                self._fail("Expected = after SET cluster", "SET cluster = 'local:2'")
+            token = self._curr
+            value = self._parse_primary()
+            if not isinstance(value, exp.Literal) or not value.is_string or token is None:
+                self._fail("Expected the cluster's address as a string", "SET cluster = 'tcp://scheduler:8786'")
+            else:
+                value.meta.update(start=token.start, end=token.end)
+            return ast.SetCluster(this=value)
+
+        def _parse_reset_cluster(self) -> ast.SetCluster:
+            return ast.SetCluster()
+
         def _parse_drop_stream(self) -> ast.DropStream:
             exists = self._exists(("IF", "EXISTS"))
             return ast.DropStream(this=self._name("a stream name"), exists=exists)
@@ -556,6 +573,7 @@ class Sqlml(DuckDB):
             ),
             ast.ModelFunction: lambda self, e: e.args.get("rewrite") or model_function_sql(self, e),
             ast.CreateModel: lambda self, e: create_model_sql(self, e),
+            ast.SetCluster: lambda self, e: set_cluster_sql(self, e),
             ast.Train: lambda self, e: train_sql(self, e),
             ast.WindowTable: lambda self, e: window_table_sql(self, e),
             ast.Evaluate: lambda self, e: (

@@ -168,7 +168,9 @@ class Engine:
             plan.StreamPlan: self.run_stream,
             plan.ContinuousTrainPlan: self.run_continuous,
             plan.StatementSetPlan: self.run_statement_set,
+            plan.SetClusterPlan: self.set_cluster,
         }
+        self.cluster: str | None = None  # the Dask cluster of TRAIN WITH (distributed = true)
         self.streams = StreamRegistry(con)
         with _REGISTERING:
             functions.register(con)
@@ -264,7 +266,7 @@ class Engine:
             except SqlmlError as err:
                 raise err.located(statement.span)
         try:
-            bound = plan.bind(statement, self.catalog, self.describe, self.streams, self.named or {})
+            bound = plan.bind(statement, self.catalog, self.describe, self.streams, self.named or {}, self.cluster)
         except duckdb.Error as err:  # sqlml's own probes (streams, functions), e.g. in an aborted transaction
             raise duckdb_error(err, statement) from err
         if self.params is not None:
@@ -305,7 +307,11 @@ class Engine:
             values = parameters.used(p.training_sql, self.named) if self.named else {}
             lineage = {"parameters": {k: v if isinstance(v, (bool, int, float, str)) or v is None else str(v)
                                       for k, v in values.items()}} if values else None  # fmt: skip
-            version = training.train(self.fetch, p, self.catalog, progress, lineage=lineage)
+            if p.options.distributed:
+                assert self.cluster is not None  # binding checked it
+                version = training.train_distributed(self.con, p, self.catalog, self.cluster)
+            else:
+                version = training.train(self.fetch, p, self.catalog, progress, lineage=lineage)
         finally:
             close = getattr(shown, "close", None)
             if close is not None:  # the bar ends however training ends: done, early stop, error, cancel
@@ -379,7 +385,7 @@ class Engine:
         for key in ("trainer", "task", "label", "label_type", "classes", "group", "weight", "rows",
                     "train_rows", "validation_rows", "validation", "split", "seed", "num_boost_round",
                     "early_stopping_rounds", "components", "explained_variance_ratio", "clusters", "iterations",
-                    "embedding", "image_shape", "source", "warnings", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
+                    "embedding", "image_shape", "source", "distributed", "warnings", "created_at", "duration_s", "fingerprint", "training_sql", "parameters"):  # fmt: skip
             if meta.get(key) is not None:
                 rows.append(("model", key, str(meta[key])))
         serving = self.catalog.serving(p.model.name)
@@ -518,6 +524,10 @@ class Engine:
              "training_failures": [learner.failures], "serving_version": pa.array([serving.version if serving else None], pa.int64()),
              "events": [done.events], "late": [done.late]}
         )  # fmt: skip
+
+    def set_cluster(self, p: plan.SetClusterPlan) -> Output:
+        self.cluster = p.address
+        return status(f"Cluster: {p.address}." if p.address else "No cluster: TRAIN runs on this machine.")
 
     def import_model(self, p: ImportModelPlan) -> Output:
         if p.exists and self.catalog.versions(p.name):

@@ -82,3 +82,7 @@ def window_table_sql(gen: Any, e: ast.WindowTable) -> str:
     partition = f" PARTITION BY {gen.expressions(e, 'partition', flat=True)}" if e.args.get("partition") else ""
     sizes = ", ".join(gen.sql(s) for s in e.args["sizes"])
     return f"TABLE({e.this}(TABLE {gen.sql(e, 'table')}{partition}, DESCRIPTOR({gen.sql(e, 'time')}), {sizes})){alias}"
+
+
+def set_cluster_sql(gen: Any, e: ast.SetCluster) -> str:
+    return f"SET cluster = {gen.sql(e, 'this')}" if e.args.get("this") else "RESET cluster"

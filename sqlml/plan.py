@@ -141,6 +141,13 @@ class StreamPlan:
 
 
 @dataclass(frozen=True)
+class SetClusterPlan:
+    """SET cluster / RESET cluster: the session's Dask cluster (None: none)."""
+
+    address: str | None
+
+
+@dataclass(frozen=True)
 class DropModelPlan:
     name: str
     version: int | None
@@ -162,6 +169,7 @@ Plan = (
     | ExplainModelPlan
     | DropModelPlan
     | ImportModelPlan
+    | SetClusterPlan
 )
 
 
@@ -179,6 +187,7 @@ class Binder:
     stand_ins: list[tuple[str, str]] = field(default_factory=list)
     results: list[ResultCall] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # the statement's parameters, by name
+    cluster: str | None = None  # the session's Dask cluster, for TRAIN WITH (distributed = true)
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
         return BindError(message, self.statement.span_of(node), hint)
@@ -411,6 +420,7 @@ def bind(
     describe: Describe,
     streams: StreamRegistry | None = None,
     params: dict[str, Any] | None = None,
+    cluster: str | None = None,
 ) -> Plan:
     """The plan for one parsed statement. SQL left to DuckDB is parsed here after all when it
     names a stream (only binding knows which names are streams)."""
@@ -420,7 +430,7 @@ def bind(
         names = frozenset(streams.names())
         if names:
             statement = reparse(statement, names)
-    binder = Binder(statement, catalog, describe, streams, params=params or {})
+    binder = Binder(statement, catalog, describe, streams, params=params or {}, cluster=cluster)
     node = statement.node
     if node is None:
         return SqlPlan(statement.text)
@@ -455,6 +465,15 @@ def bind(
         return bind_import(binder, node)
     if isinstance(node, ast.CreateModel):
         return bind_create_model(binder, node)
+    if isinstance(node, ast.SetCluster):
+        if node.this is None:
+            return SetClusterPlan(None)
+        from sqlml.distributed import check_address
+
+        try:
+            return SetClusterPlan(check_address(node.this.name))
+        except SqlmlError as err:
+            raise err.located(statement.span_of(node.this))
     if isinstance(node, ast.Evaluate):
         model = binder.model(node.this)
         if model.meta["task"] not in UNSUPERVISED and not model.meta.get("label"):

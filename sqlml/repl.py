@@ -64,6 +64,7 @@ The ML statements, one example each (beside all of DuckDB's SQL; docs/reference.
   SELECT * FROM EVALUATE(MODEL churn, TABLE customers, threshold => 0.3);   -- results are tables: join, filter, store
   SELECT * FROM EXPLAIN_PREDICT(MODEL churn, TABLE customers, top_k => 3);  -- exact SHAP values (tree models)
   CREATE MODEL m OPTIONS (model_type = 'logistic_reg', input_label_cols = ['y']) AS SELECT ...;  -- BigQuery ML
+  SET cluster = 'local:2';  TRAIN MODEL big USING lightgbm_classifier LABEL y WITH (distributed = true) AS ...;  -- Dask
   CREATE STREAM clicks (user_id BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
     WITH (connector = 'files', path = 'clicks/*.jsonl');
   SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY ALL;"""

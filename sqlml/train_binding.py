@@ -244,6 +244,8 @@ def bind_train(binder: Binder, node: ast.Train) -> TrainPlan | SkipPlan | Contin
         search=search,
         transform=transform,
     )
+    if options.distributed:
+        _check_distributed(binder, node, trainer, raw_options, plan, job is not None)
     if job is None:
         return plan
     if search:
@@ -335,6 +337,43 @@ def _search_space(
         except SqlmlError as err:
             raise err.located(binder.statement.span_of(node))
     return canonical, space
+
+
+def _check_distributed(
+    binder: Binder, node: ast.Train, trainer: models.Trainer, raw: dict[str, tuple[Any, exp.Expr]], plan: TrainPlan,
+    continuous: bool,
+) -> None:  # fmt: skip
+    """What distributed training takes: a session cluster, a LightGBM classifier or regressor,
+    numeric and categorical features, no search, selection, TRANSFORM or early stopping."""
+    from sqlml.distributed import missing
+
+    where = raw["distributed"][1]
+    absent = missing()
+    if absent:
+        raise binder.error(absent, where, "Install the extra, then run the statement again.")
+    if binder.cluster is None:
+        raise binder.error(
+            "distributed = true needs a Dask cluster, and this session has none.", where,
+            "SET cluster = 'local:2' (two worker processes here) or 'tcp://scheduler:8786'; or sqlml run --cluster.",
+        )  # fmt: skip
+    refusals = [
+        (not trainer.boosting, f"{trainer.name} trains on one machine; distributed training is for the lightgbm_* trainers."),
+        (trainer.task == "ranking", "Distributed ranking is not in sqlml yet: train lightgbm_ranker on one machine."),
+        (continuous, "A continuous TRAIN trains window by window on one machine."),
+        (bool(plan.search), "A distributed TRAIN cannot tune yet: tune on a sample, then train with the best parameters."),
+        (plan.selection is not None, "A distributed TRAIN takes no feature selection: choose the columns with FEATURES (...)."),
+        (plan.transform is not None, "A distributed TRAIN takes no TRANSFORM: compute the features in its query."),
+        (plan.options.early_stopping_rounds is not None, "A distributed TRAIN trains every round: leave out early_stopping_rounds."),
+    ]  # fmt: skip
+    for refused, message in refusals:
+        if refused:
+            raise binder.error(message, where)
+    for spec in plan.features:
+        if spec.kind not in ("numeric", "categorical"):
+            raise binder.error(
+                f"Feature '{spec.name}' is a {spec.kind} column; distributed training takes numbers and categories.",
+                where, "Train on one machine, or leave the column out with EXCLUDE.",
+            )  # fmt: skip
 
 
 def _check_tuning(

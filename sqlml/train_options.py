@@ -22,8 +22,9 @@ CONTINUOUS = ("update", "rounds_per_window", "promote")  # these make a TRAIN co
 TEXT = tuple(TEXT_DEFAULTS)  # these configure the TEXT (...) columns' featurizer
 SELECTION = ("feature_selection", "max_features")
 TUNING = ("trials", "tuning_seconds", "folds", "tuning_metric")  # a search over HPARAM_RANGE / HPARAM_CANDIDATES
+DISTRIBUTED = ("distributed", "partitions")  # training on the session's Dask cluster (see sqlml.distributed)
 OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed", *CONTINUOUS, *TEXT, *SELECTION,
-           *TUNING)  # fmt: skip
+           *TUNING, *DISTRIBUTED)  # fmt: skip
 UPDATES = ("retrain", "continue")
 PROMOTIONS = ("always", "if_better")
 SPLITS = ("random", "sequential")
@@ -76,6 +77,8 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "folds": _whole(2, 20),
     "tuning_metric": (lambda v: isinstance(v, str), "a metric's name (e.g. 'auc')"),
+    "distributed": _BOOLEAN,
+    "partitions": _whole(1, 100_000),
     **{key: _one_of(choices) for key, choices in CHOICES.items()},
 }
 
@@ -97,6 +100,8 @@ class TrainOptions:
     tuning_seconds: float | None = None
     folds: int | None = None
     tuning_metric: str | None = None
+    distributed: bool = False
+    partitions: int | None = None
 
 
 @dataclass(frozen=True)

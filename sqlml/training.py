@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from sqlml import features, metrics, models, scoring, selection, text, transform, tuning
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.errors import ExecutionError
+from sqlml.features import quote
 from sqlml.models import TrainingData
 from sqlml.models.base import Progress, TreeModel
 from sqlml.plan import TrainPlan
@@ -304,6 +305,29 @@ def train(
             init_model=base.model_text() if base is not None else None,
         )  # fmt: skip
 
+    extra_meta = {
+        **({"selection": {"method": method, "max_features": k, "ranking": ranking}} if ranking else {}),
+        **({"tuning": tuned.record} if tuned is not None else {}),
+        **(
+            {"transform": transform.stored(plan.transform, learnt, [plan.label, plan.group, plan.weight])}
+            if learnt and plan.transform
+            else {}
+        ),
+    }
+    return save_version(
+        plan, catalog, task, model, used, specs, len(names), classes, valid_data, train_data.rows, fraction, rounds,
+        started, digest.result(), {**extra_meta, **(lineage or {})},
+    )  # fmt: skip
+
+
+def save_version(
+    plan: TrainPlan, catalog: Catalog, task: str, model: Any, used: dict[str, Any], specs: list[features.FeatureSpec],
+    inputs: int, classes: list[Any] | None, valid_data: TrainingData | None, train_rows: int, fraction: float,
+    rounds: int, started: float, digest: str | None, extra_meta: dict[str, Any],
+) -> ModelVersion:  # fmt: skip
+    """Score the validation rows, then store the version with its metadata (and the validation
+    rows' scores, for the diagnostics)."""
+    trainer, opts = plan.trainer, plan.options
     scores: dict[str, float] = {}
     extra: dict[str, bytes] = {}
     if valid_data is not None:
@@ -324,32 +348,87 @@ def train(
         "group": plan.group,
         "weight": plan.weight,
         "features": [s.to_json() for s in specs],
-        "inputs": len(names),
-        **({"selection": {"method": method, "max_features": k, "ranking": ranking}} if ranking else {}),
+        "inputs": inputs,
         "params": used,
         "num_boost_round": rounds if trainer.boosting else None,
-        **({"tuning": tuned.record} if tuned is not None else {}),
-        **(
-            {"transform": transform.stored(plan.transform, learnt, [plan.label, plan.group, plan.weight])}
-            if learnt and plan.transform
-            else {}
-        ),
         "early_stopping_rounds": opts.early_stopping_rounds,
         "validation": fraction,
         "split": opts.split,
         "seed": opts.seed,
-        "rows": train_data.rows + (valid_data.rows if valid_data else 0),
-        "train_rows": train_data.rows,
+        "rows": train_rows + (valid_data.rows if valid_data else 0),
+        "train_rows": train_rows,
         "validation_rows": valid_data.rows if valid_data else 0,
         "metrics": scores,
         **getattr(model, "info", {}),
         "training_sql": plan.training_sql,
-        "fingerprint": digest.result(),
+        "fingerprint": digest,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
         "duration_s": round(time.perf_counter() - started, 3),
-        **(lineage or {}),
+        **extra_meta,
     }
     return catalog.save(plan.name, model.to_bytes(), meta, trainer.model_file, extra)
+
+
+def train_distributed(con: Any, plan: TrainPlan, catalog: Catalog, address: str) -> ModelVersion:
+    """TRAIN WITH (distributed = true): DuckDB writes the encoded training rows as Parquet
+    partitions and LightGBM trains over the Dask cluster's workers (see sqlml.distributed)."""
+    from sqlml import distributed
+    from sqlml.models.lightgbm import LightGBMModel
+
+    started = time.perf_counter()
+    trainer, opts = plan.trainer, plan.options
+    seed = opts.seed if opts.seed is not None else 0
+    prepared = distributed.Prepared(
+        con, training_query(plan), lambda n: auto_validation(n) if opts.validation is None else opts.validation, seed
+    )
+    folder = distributed.folder_for(catalog.root)
+    try:
+        if prepared.rows == 0:
+            raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
+        label = quote(features.LABEL)
+        nulls = prepared.fetch(f"SELECT count(*) FILTER (WHERE {label} IS NULL) AS n FROM {prepared.table}")
+        if nulls.column(0)[0].as_py():
+            raise ExecutionError(
+                f"Label '{plan.label}' is NULL in {nulls.column(0)[0].as_py()} of {prepared.rows} rows.",
+                hint=f"Filter them out (WHERE {plan.label} IS NOT NULL) or fill them (coalesce).",
+            )
+        classes = None
+        if trainer.task == "classification":
+            distinct = prepared.fetch(f"SELECT DISTINCT {label} FROM {prepared.table}")
+            classes = features.learn_classes(distinct.column(0), str(plan.label))
+        specs = [copy.deepcopy(s) for s in plan.features]
+        for spec in specs:
+            if spec.kind == "categorical":
+                values = prepared.fetch(f"SELECT DISTINCT {quote(spec.name)} FROM {prepared.table}").column(0)
+                features.learn_categories(pa.table({spec.name: values}), [spec])
+        names = features.lightgbm_names([n for s in specs for n in s.inputs()])
+        num_classes = len(classes) if classes else 0
+        task = trainer.task_for(num_classes)
+        params = trainer.params_for(plan.params, num_classes)
+        if opts.seed is not None:
+            params["seed"] = opts.seed
+        valid_table = prepared.fetch(f"SELECT * EXCLUDE (__row) FROM {prepared.table} WHERE {prepared.valid}")
+        client = distributed.client_for(address)
+        booster = distributed.fit(client, folder, prepared, specs, names, classes, task, params,
+                                  opts.num_boost_round, opts.partitions, bool(plan.weight))  # fmt: skip
+        model = LightGBMModel(booster)
+        valid_data = None
+        if valid_table.num_rows:
+            encoded, _ = features.encode(valid_table, specs)
+            encoded = encoded.rename_columns(names)
+            y = features.encode_label(valid_table.column(features.LABEL), str(plan.label), classes)
+            weight = valid_table.column(features.WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
+            valid_data = TrainingData(encoded, y, None, (), weight, tuple(names))
+        info = {"distributed": {"cluster": address, "workers": len(client.scheduler_info()["workers"]),
+                                "partitions": opts.partitions}}  # fmt: skip
+        return save_version(
+            plan, catalog, task, model, params, specs, len(names), classes,
+            valid_data, prepared.rows - valid_table.num_rows, prepared.fraction, opts.num_boost_round, started,
+            None, info,
+        )  # fmt: skip
+    finally:
+        prepared.drop()
+        distributed.remove(folder)
 
 
 def evaluation_bytes(y: np.ndarray, score: np.ndarray, groups: np.ndarray | None) -> bytes:

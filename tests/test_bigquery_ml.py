@@ -202,6 +202,7 @@ def test_options_sqlml_cannot_honour_are_errors_naming_them(tmp_path):
     assert con.sql("SELECT count(*) FROM MODELS()").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_cli_runs_a_bigquery_ml_script(tmp_path):
     script = tmp_path / "bq.sql"
     script.write_text((SCRIPTS / "setup.sql").read_text() + (SCRIPTS / "pca.sql").read_text())

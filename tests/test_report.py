@@ -60,6 +60,7 @@ def test_an_unknown_model_is_a_user_error(tmp_path, trained):
     assert "Traceback" not in done.stderr and not list(tmp_path.glob("*.html"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_the_report_renders_in_headless_chromium(tmp_path, trained):
     out = tmp_path / "cancer.html"
@@ -82,6 +83,7 @@ def test_the_report_renders_in_headless_chromium(tmp_path, trained):
     assert blue > 2000
 
 
+@pytest.mark.slow
 def test_a_continuously_trained_model_reports_its_windows_and_promotions(tmp_path, catalog):
     con = sqlml.connect(catalog=catalog)
     con.execute("""CREATE TABLE clicks AS

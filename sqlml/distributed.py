@@ -1,0 +1,258 @@
+"""Training on a Dask cluster with LightGBM's own Dask integration (`lightgbm.dask`).
+
+`TRAIN ... WITH (distributed = true)` on a session with a cluster (`SET cluster = 'local:2'`,
+`'tcp://scheduler:8786'`, `sqlml run --cluster`, `SQLML_CLUSTER`, `sqlml.connect(cluster=...)`)
+runs the query in DuckDB into a temporary table (DuckDB spills what does not fit in memory),
+has DuckDB write the training rows, already encoded, as Parquet partitions in a folder the
+workers read (`partitions = n`, by default two per worker), trains one model over the workers
+with `DaskLGBMClassifier` / `DaskLGBMRegressor`, and saves its `to_local()` booster as an
+ordinary version: PREDICT, EVALUATE and the result functions work on it as on any other. The
+validation rows stay with the driver, which scores them. Nothing of the data passes through
+Python on the driver but the validation rows and the distinct labels and categories.
+
+dask is the `dask` extra, imported only here, when a cluster is used.
+
+>>> check_address("local:2"), check_address("tcp://10.0.0.5:8786")
+('local:2', 'tcp://10.0.0.5:8786')
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+
+from sqlml import features
+from sqlml.errors import BindError, ExecutionError
+from sqlml.features import FeatureSpec, quote
+from sqlml.table_sql import sql_literal
+
+_LOCAL = re.compile(r"local:([0-9]+)")
+_CLIENTS: dict[str, Any] = {}  # address -> (client, cluster or None), one per process
+_LOCK = threading.Lock()
+
+
+def missing() -> str | None:
+    """What to install for distributed training, or None when it is installed."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        return "Distributed training needs Dask: pip install 'sqlml[dask]'."
+    return None
+
+
+def check_address(address: str) -> str:
+    """A cluster address as given, checked: 'local:N' (a LocalCluster of N worker processes,
+    1 to 64) or a scheduler's URL; an unreachable scheduler is an error naming it."""
+    local = _LOCAL.fullmatch(address)
+    if local:
+        if not 1 <= int(local.group(1)) <= 64:
+            raise BindError(
+                f"Bad cluster '{address}': a local cluster has 1 to 64 workers.", hint="SET cluster = 'local:2'"
+            )
+        return address
+    url = urlparse(address)
+    if url.scheme not in ("tcp", "tls") or not url.hostname or not url.port:
+        raise BindError(
+            f"Bad cluster address '{address}'.",
+            hint="A Dask scheduler's address (SET cluster = 'tcp://host:8786') or 'local:N' for N local workers.",
+        )
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=3).close()
+    except OSError as err:
+        raise BindError(
+            f"Cannot reach the Dask scheduler at {address}: {err.strerror or err}.",
+            hint="Start it (dask scheduler) or check the address; SET cluster = 'local:2' runs workers on this machine.",
+        ) from err
+    return address
+
+
+def client_for(address: str) -> Any:
+    """The Dask client of a cluster address, started once per process."""
+    with _LOCK:
+        if address in _CLIENTS:
+            client, _ = _CLIENTS[address]
+            if client.status == "running":
+                return client
+        from distributed import Client, LocalCluster
+
+        local = _LOCAL.fullmatch(address)
+        try:
+            if local:
+                cluster = LocalCluster(n_workers=int(local.group(1)), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                client = Client(cluster)
+                client.run(_quiet)  # LightGBM's network prints to the workers' stdout, which is ours here
+            else:
+                cluster, client = None, Client(address, timeout="10s")
+        except OSError as err:
+            raise ExecutionError(f"Cannot reach the Dask scheduler at {address}: {err}.") from err
+        _CLIENTS[address] = (client, cluster)
+        return client
+
+
+def forget(client: Any) -> None:
+    """Close a client (and its local cluster) and start a new one at its next use."""
+    with _LOCK:
+        for address, (known, cluster) in list(_CLIENTS.items()):
+            if known is client:
+                del _CLIENTS[address]
+                threading.Thread(target=_close, args=(known, cluster), daemon=True).start()
+
+
+def _close(client: Any, cluster: Any) -> None:
+    try:
+        client.close(timeout=5)
+        if cluster is not None:
+            cluster.close(timeout=5)
+    except Exception:  # closing what is already broken
+        pass
+
+
+def _quiet() -> None:
+    """In a local worker: send its standard output (LightGBM's C++ logging) to /dev/null."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
+def close_all() -> None:
+    """Close the clients and local clusters this process started."""
+    with _LOCK:
+        for client, cluster in _CLIENTS.values():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        _CLIENTS.clear()
+
+
+def _code(column: str, values: list[Any]) -> str:
+    """SQL for a value's position in a sorted list, from 0 (NULL when it is not there), as a DOUBLE."""
+    return f"CAST(list_position([{', '.join(sql_literal(v) for v in values)}], {column}) - 1 AS DOUBLE)"
+
+
+def _encoded(spec: FeatureSpec, name: str) -> str:
+    """A feature column as LightGBM's input, in SQL: a number, or a category's code (NULL: missing),
+    as features.encode codes it."""
+    if spec.kind == "categorical":
+        return f"{_code(quote(spec.name), spec.categories)} AS {quote(name)}"
+    return f"CAST({quote(spec.name)} AS DOUBLE) AS {quote(name)}"
+
+
+def _label_sql(classes: list[Any] | None) -> str:
+    label = quote(features.LABEL)
+    return f"{_code(label, classes) if classes is not None else f'CAST({label} AS DOUBLE)'} AS __label"
+
+
+class Prepared:
+    """The training query in a temporary DuckDB table, with a row number and a validation flag."""
+
+    def __init__(self, con: Any, query: str, fraction_of: Any, seed: int) -> None:
+        self.con = con
+        self.table = f"__sqlml_distributed_{uuid.uuid4().hex[:10]}"
+        con.execute(f"CREATE TEMP TABLE {self.table} AS SELECT *, row_number() OVER () AS __row FROM ({query})")
+        self.rows = int(con.execute(f"SELECT count(*) FROM {self.table}").fetchall()[0][0])
+        self.fraction = fraction_of(self.rows)
+        cut = round(self.fraction * 1_000_000)
+        self.valid = f"(hash(__row, {int(seed)}) % 1000000 < {cut})"
+
+    def fetch(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def drop(self) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+def fit(
+    client: Any, folder: Path, prepared: Prepared, specs: list[FeatureSpec], names: list[str], classes: list[Any] | None,
+    task: str, params: dict[str, Any], rounds: int, partitions: int | None, weight: bool,
+) -> Any:  # fmt: skip
+    """Write the training rows as Parquet partitions and train over the workers; the local booster."""
+    import dask.dataframe as dd
+    import lightgbm as lgb
+
+    workers = len(client.scheduler_info().get("workers", {}))
+    if workers == 0:
+        raise ExecutionError("The Dask cluster has no workers.", hint="Start workers for the scheduler.")
+    count = partitions or 2 * workers
+    columns = [_encoded(s, n) for s, n in zip(specs, names)] + [_label_sql(classes)]
+    if weight:
+        columns.append(f"CAST({quote(features.WEIGHT)} AS DOUBLE) AS __weight")
+    target = folder / "parts"
+    prepared.con.execute(
+        f"COPY (SELECT {', '.join(columns)}, __row % {count} AS __part FROM {prepared.table} "
+        f"WHERE NOT {prepared.valid}) TO '{target}' (FORMAT parquet, PARTITION_BY (__part))"
+    )
+    frame = dd.read_parquet(str(target)).drop(columns=["__part"])
+    frame = frame.repartition(npartitions=max(frame.npartitions, workers))
+    x, y = frame[names], frame["__label"]
+    cls = lgb.DaskLGBMClassifier if task in ("binary", "multiclass") else lgb.DaskLGBMRegressor
+    kwargs = {k: v for k, v in params.items() if k not in ("num_class", "num_threads")}
+    model = cls(client=client, n_estimators=rounds, **kwargs)
+    categorical = [n for s, n in zip(specs, names) if s.kind == "categorical"]
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        import warnings
+
+        from sqlml.models.lightgbm import _QUIET
+
+        lgb.register_logger(_QUIET)  # lightgbm.dask's notes ("Finding random open ports ...")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Parameter n_jobs will be ignored."
+                model.fit(x, y, sample_weight=frame["__weight"] if weight else None,
+                          categorical_feature=categorical or "auto")  # fmt: skip
+            done["model"] = model.to_local()
+        except Exception as err:  # a worker lost, LightGBM's network broken, ...
+            done["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True, name="sqlml-dask-train")
+    thread.start()
+    while thread.is_alive():  # a worker lost mid-training leaves LightGBM's others waiting: notice and stop
+        thread.join(0.5)
+        alive = len(client.scheduler_info().get("workers", {}))
+        if thread.is_alive() and alive < workers:
+            forget(client)  # its LightGBM tasks wait on a lost peer: the next TRAIN starts afresh
+            raise ExecutionError(
+                f"A Dask worker was lost during training ({alive} of {workers} left); nothing was saved.",
+                hint="Run the TRAIN again when the cluster is whole.",
+            )
+    if "error" in done:
+        err = done["error"]
+        raise ExecutionError(f"Distributed training failed: {type(err).__name__}: {err}".rstrip(": "),
+                             hint="The catalog is unchanged; check the cluster and run the TRAIN again.") from err  # fmt: skip
+    # the sklearn wrapper's booster records pandas' categories, which sqlml's text models never carry
+    text = done["model"].booster_.model_to_string()
+    head, _, _ = text.rstrip().rpartition("\npandas_categorical:")
+    return lgb.Booster(model_str=head + "\npandas_categorical:null\n")
+
+
+def wait_for_workers(client: Any, count: int, timeout: float = 60) -> None:
+    """Wait until `count` workers have joined (a local cluster starts them asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while len(client.scheduler_info().get("workers", {})) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def folder_for(root: Path) -> Path:
+    """A fresh folder for a TRAIN's partitions, removed when it ends."""
+    folder = root / ".distributed" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    return folder
+
+
+def remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
