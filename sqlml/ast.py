@@ -23,7 +23,7 @@ class ModelRef(exp.Expression):
 class QuerySource(exp.Expression):
     """A query or `TABLE name` that a statement reads; `text` is its DuckDB SQL."""
 
-    arg_types = {"this": True, "text": True, "table": False, "stream_time": False}
+    arg_types = {"this": True, "text": True, "table": False, "files": False, "stream_time": False}
 
 
 class Train(exp.Expression):

@@ -21,6 +21,14 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sqlml import ast
+from sqlml.bigquery_sql import (
+    BIGQUERY_ML_MISSING,
+    MODEL_FUNCTIONS,
+    PREDICT_FUNCTIONS,
+    bigquery_sql,
+    merge_ml_names,
+    unquote_path,
+)
 from sqlml.errors import Span, SqlmlSyntaxError, did_you_mean
 from sqlml.generator import (
     create_model_sql,
@@ -39,31 +47,6 @@ KEYWORDS = (
     "SELECT", "FROM", "WHERE", "INSERT", "CREATE", "COPY", "UPDATE", "DELETE", "IF", "EXISTS", "METRICS",
     "FEATURE_RANKING", "IMPORT", "OPTIONS",
 )  # fmt: skip
-
-# table functions over a model's results (sqlml's names, then BigQuery ML's), and the
-# PREDICT-like ones that score rows inside DuckDB's pipeline
-MODEL_FUNCTIONS = (
-    "EVALUATE", "MODELS", "DESCRIBE_MODEL", "FEATURE_IMPORTANCE", "ROC_CURVE", "PR_CURVE", "CONFUSION_MATRIX",
-    "CALIBRATION", "TRAINING_CURVE", "GLOBAL_EXPLAIN", "TRIALS",
-    "ML.EVALUATE", "ML.FEATURE_IMPORTANCE", "ML.GLOBAL_EXPLAIN", "ML.TRAINING_INFO", "ML.CONFUSION_MATRIX",
-    "ML.ROC_CURVE", "ML.TRIAL_INFO",
-)  # fmt: skip
-PREDICT_FUNCTIONS = ("PREDICT", "EXPLAIN_PREDICT", "ML.PREDICT", "ML.EXPLAIN_PREDICT")
-# BigQuery ML functions sqlml does not have: named in an error rather than left to DuckDB
-BIGQUERY_ML_MISSING = (
-    "ML.WEIGHTS", "ML.ADVANCED_WEIGHTS", "ML.CENTROIDS", "ML.PRINCIPAL_COMPONENTS",
-    "ML.PRINCIPAL_COMPONENT_INFO", "ML.FORECAST", "ML.EXPLAIN_FORECAST", "ML.ARIMA_EVALUATE", "ML.ARIMA_COEFFICIENTS",
-    "ML.DETECT_ANOMALIES", "ML.RECOMMEND", "ML.GENERATE_TEXT", "ML.GENERATE_EMBEDDING", "ML.TRANSFORM",
-    "ML.RECONSTRUCTION_LOSS", "ML.FEATURE_INFO", "ML.GET_INSIGHTS", "ML.VALIDATE_DATA_SKEW",
-    "ML.VALIDATE_DATA_DRIFT", "ML.TFDV_DESCRIBE", "ML.TFDV_VALIDATE",
-    "ML.MAX_ABS_SCALER", "ML.ROBUST_SCALER", "ML.NORMALIZER", "ML.ONE_HOT_ENCODER", "ML.MULTI_HOT_ENCODER", "ML.LABEL_ENCODER", "ML.HASH_BUCKETIZE", "ML.IMPUTER", "ML.DISTANCE", "ML.LP_NORM",
-    "ML.METRICS",
-)  # fmt: skip
-# TRANSFORM's preprocessing functions: parsed as plain calls, rewritten by sqlml.transform
-PREPROCESSING = ("ML.STANDARD_SCALER", "ML.MIN_MAX_SCALER", "ML.QUANTILE_BUCKETIZE", "ML.BAG_OF_WORDS", "ML.TF_IDF",
-                 "ML.BUCKETIZE", "ML.FEATURE_CROSS", "ML.POLYNOMIAL_EXPAND", "ML.NGRAMS")  # fmt: skip
-_ML_NAMES = frozenset(n.removeprefix("ML.") for n in (*MODEL_FUNCTIONS, *PREDICT_FUNCTIONS, *BIGQUERY_ML_MISSING,
-                      *PREPROCESSING) if n.startswith("ML."))  # fmt: skip
 
 WINDOW_KINDS = {"TUMBLE": ("size",), "HOP": ("slide", "size"), "CUMULATE": ("step", "max_size"), "SESSION": ("gap",)}
 
@@ -199,12 +182,18 @@ class Sqlml(DuckDB):
             return self._match_text_seq(*words)
 
         def _source(self, what: str, bigquery: bool = False) -> ast.QuerySource:
-            """`(query)` or `TABLE name`; a BigQuery ML function's query is BigQuery's SQL (`bigquery`)."""
+            """`(query)`, `TABLE name` or `'files'` (a path or glob DuckDB reads: Parquet, CSV, JSON);
+            a BigQuery ML function's query is BigQuery's SQL (`bigquery`)."""
             if self._match(TokenType.TABLE):
-                table = _unquote_path(self._parse_table_parts())
+                table = unquote_path(self._parse_table_parts())
                 return ast.QuerySource(this=table, text=f"SELECT * FROM {table.sql('duckdb')}", table=True)
+            if self._curr and self._curr.token_type == TokenType.STRING:
+                token = self._curr
+                files = self._parse_primary()
+                files.meta.update(start=token.start, end=token.end)  # type: ignore[union-attr]
+                return ast.QuerySource(this=files, text=f"SELECT * FROM {files.sql('duckdb')}", files=True)  # type: ignore[union-attr]
             if not self._match(TokenType.L_PAREN):
-                self._fail(f"Expected (SELECT ...) or TABLE name {what}")
+                self._fail(f"Expected (SELECT ...), TABLE name or 'files' {what}")
             start = self._curr.start if self._curr else 0
             query = self._parse_statement()
             if not isinstance(query, exp.Query):
@@ -502,7 +491,7 @@ class Sqlml(DuckDB):
                 self._curr
                 and self._curr.token_type == TokenType.COMMA
                 and self._next
-                and self._next.token_type in (TokenType.TABLE, TokenType.L_PAREN)
+                and self._next.token_type in (TokenType.TABLE, TokenType.L_PAREN, TokenType.STRING)
             ):
                 self._advance()
                 node.set("source", self._source(f"as {word}'s input", word.startswith("ML.")))
@@ -560,7 +549,11 @@ class Sqlml(DuckDB):
                 f"MODEL {self.sql(e, 'this')}" + (f" VERSION {self.sql(e, 'version')}" if e.args.get("version") else "")
             ),
             ast.QuerySource: lambda self, e: (
-                f"TABLE {self.sql(e, 'this')}" if e.args.get("table") else f"({e.args['text']})"
+                f"TABLE {self.sql(e, 'this')}"
+                if e.args.get("table")
+                else self.sql(e, "this")
+                if e.args.get("files")
+                else f"({e.args['text']})"
             ),
             ast.Metrics: lambda self, e: e.args.get("rewrite") or f"METRICS({self.sql(e, 'this')})",
             ast.FeatureRanking: lambda self, e: e.args.get("rewrite") or f"FEATURE_RANKING({self.sql(e, 'this')})",
@@ -593,37 +586,6 @@ class Sqlml(DuckDB):
                 + self.sql(e, "this").removeprefix("MODEL ")
             ),
         }
-
-
-def _unquote_path(table: exp.Expr) -> exp.Expr:
-    """A BigQuery table path quoted whole (`dataset.table`, `project.dataset.table`) as
-    DuckDB's schema.table (a project has no counterpart: it is dropped)."""
-    if not isinstance(table, exp.Table) or table.args.get("db") or "." not in table.name or not table.this.quoted:
-        return table
-    parts = table.name.split(".")[-2:]
-    return exp.table_(parts[-1], db=parts[0] if len(parts) == 2 else None, quoted=True)
-
-
-def bigquery_sql(text: str, bigquery: bool = False) -> str:
-    """A query as DuckDB SQL: BigQuery's SQL (`bigquery`: the query of CREATE MODEL or of an
-    ML.* function; or any query that quotes names with backquotes) is translated by sqlglot,
-    its tables' project parts dropped; any other is DuckDB's own, left as written, as is
-    text sqlglot cannot read as BigQuery's.
-
-    >>> print(bigquery_sql("SELECT * EXCEPT(w) FROM `proj.data.t` WHERE split = 'train'"))
-    SELECT * EXCLUDE (w) FROM "data"."t" WHERE split = 'train'
-    """
-    if not bigquery and "`" not in text:
-        return text
-    import sqlglot
-
-    try:
-        tree = sqlglot.parse_one(text, read="bigquery")
-    except (ParseError, TokenError):
-        return text  # DuckDB reports what is wrong with it
-    for table in tree.find_all(exp.Table):
-        table.set("catalog", None)
-    return tree.sql(dialect="duckdb")
 
 
 @dataclass(frozen=True)
@@ -674,7 +636,7 @@ def tokenize(script: str) -> list[Token]:
     sqlml.errors.SqlmlSyntaxError: Unterminated string: ' opened here is never closed. Close it with '.
     """
     try:
-        return _merge_ml_names(Sqlml().tokenize(script))
+        return merge_ml_names(Sqlml().tokenize(script))
     except TokenError as err:
         missing = _MISSING.search(str(err.__cause__ or ""))
         if missing:
@@ -691,31 +653,6 @@ def tokenize(script: str) -> list[Token]:
             ) from err  # fmt: skip
         at = min(err.end if isinstance(err.end, int) else 0, max(len(script) - 1, 0))
         raise SqlmlSyntaxError("Cannot read the SQL here.", Span.at(script, at)) from err
-
-
-def _merge_ml_names(tokens: list[Token]) -> list[Token]:
-    """BigQuery ML's `ML.NAME(` as one function-name token `ML.NAME`, so that the parser
-    finds its function parser by name (sqlglot would read `ML` as a table or column)."""
-    merged: list[Token] = []
-    i = 0
-    while i < len(tokens):
-        t = tokens[i]
-        if (
-            t.text.upper() == "ML"
-            and i + 3 < len(tokens)
-            and tokens[i + 1].token_type == TokenType.DOT
-            and tokens[i + 2].text.upper() in _ML_NAMES
-            and tokens[i + 3].token_type == TokenType.L_PAREN
-        ):
-            name = tokens[i + 2]
-            merged.append(
-                Token(TokenType.VAR, f"ML.{name.text.upper()}", t.line, name.col, t.start, name.end, t.comments)
-            )
-            i += 3
-            continue
-        merged.append(t)
-        i += 1
-    return merged
 
 
 def readable(message: str) -> str:

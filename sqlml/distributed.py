@@ -177,13 +177,15 @@ class Prepared:
 
 def fit(
     client: Any, folder: Path, prepared: Prepared, specs: list[FeatureSpec], names: list[str], classes: list[Any] | None,
-    task: str, params: dict[str, Any], rounds: int, partitions: int | None, weight: bool,
+    task: str, params: dict[str, Any], rounds: int, partitions: int | None, weight: bool, timings: dict[str, float],
 ) -> Any:  # fmt: skip
-    """Write the training rows as Parquet partitions and train over the workers; the local booster."""
+    """Write the training rows as Parquet partitions and train over the workers; the local booster.
+    `timings` gets the seconds spent writing the partitions and training."""
     import dask.dataframe as dd
     import lightgbm as lgb
 
-    workers = len(client.scheduler_info().get("workers", {}))
+    started = set(client.scheduler_info().get("workers", {}))
+    workers = len(started)
     if workers == 0:
         raise ExecutionError("The Dask cluster has no workers.", hint="Start workers for the scheduler.")
     count = partitions or 2 * workers
@@ -191,12 +193,20 @@ def fit(
     if weight:
         columns.append(f"CAST({quote(features.WEIGHT)} AS DOUBLE) AS __weight")
     target = folder / "parts"
+    began = time.perf_counter()
     prepared.con.execute(
         f"COPY (SELECT {', '.join(columns)}, __row % {count} AS __part FROM {prepared.table} "
         f"WHERE NOT {prepared.valid}) TO '{target}' (FORMAT parquet, PARTITION_BY (__part))"
     )
-    frame = dd.read_parquet(str(target)).drop(columns=["__part"])
-    frame = frame.repartition(npartitions=max(frame.npartitions, workers))
+    timings["write_s"] = round(time.perf_counter() - began, 3)
+    began = time.perf_counter()
+    # one partition per file, whatever columns are read, and persisted before X and y are taken from it: dask
+    # sizes partitions by the columns a read selects, so reading X and y apart could pair rows wrongly
+    frame = dd.read_parquet(str(target), split_row_groups=False, blocksize=None, aggregate_files=False)
+    frame = frame.drop(columns=["__part"])
+    if frame.npartitions < workers:
+        frame = frame.repartition(npartitions=workers)
+    frame = client.persist(frame)
     x, y = frame[names], frame["__label"]
     cls = lgb.DaskLGBMClassifier if task in ("binary", "multiclass") else lgb.DaskLGBMRegressor
     kwargs = {k: v for k, v in params.items() if k not in ("num_class", "num_threads")}
@@ -223,21 +233,67 @@ def fit(
     thread.start()
     while thread.is_alive():  # a worker lost mid-training leaves LightGBM's others waiting: notice and stop
         thread.join(0.5)
-        alive = len(client.scheduler_info().get("workers", {}))
-        if thread.is_alive() and alive < workers:
+        current = set(client.scheduler_info().get("workers", {}))
+        if thread.is_alive() and not started <= current:  # by address: a restarted worker is a new one
             forget(client)  # its LightGBM tasks wait on a lost peer: the next TRAIN starts afresh
             raise ExecutionError(
-                f"A Dask worker was lost during training ({alive} of {workers} left); nothing was saved.",
+                f"A Dask worker was lost during training ({len(started & current)} of {workers} left); nothing was saved.",
                 hint="Run the TRAIN again when the cluster is whole.",
             )
     if "error" in done:
         err = done["error"]
-        raise ExecutionError(f"Distributed training failed: {type(err).__name__}: {err}".rstrip(": "),
-                             hint="The catalog is unchanged; check the cluster and run the TRAIN again.") from err  # fmt: skip
+        forget(client)  # a broken LightGBM network can leave tasks waiting on the workers
+        raise ExecutionError(
+            f"Distributed training failed on the cluster's workers: {type(err).__name__}: {err}",
+            hint="A worker may have been lost or a connection broken; nothing was saved. Run the TRAIN again.",
+        ) from err
+    timings["train_s"] = round(time.perf_counter() - began, 3)
     # the sklearn wrapper's booster records pandas' categories, which sqlml's text models never carry
     text = done["model"].booster_.model_to_string()
     head, _, _ = text.rstrip().rpartition("\npandas_categorical:")
     return lgb.Booster(model_str=head + "\npandas_categorical:null\n")
+
+
+def predict_files(address: str, catalog: Path, model: Any, files: str, target: str) -> dict[str, int]:
+    """Score each file matching `files` on a worker, with sqlml's own PREDICT (the same
+    vectorised scorer as on one machine), into `target/<file>.parquet`; rows written per file.
+    The workers read the files, the catalog and the target folder at the same paths."""
+    import glob
+    import os
+
+    paths = sorted(glob.glob(os.path.abspath(files)))
+    if not paths:
+        raise ExecutionError(f"No file matches '{files}'.", hint="Give a path or a glob: 'data/*.parquet'.")
+    out = Path(target).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    client = client_for(address)
+    names = [f"{Path(p).stem}-{i:05d}.parquet" for i, p in enumerate(paths)]
+    futures = client.map(_score_file, [str(catalog.absolute())] * len(paths), [model.name] * len(paths),
+                         [model.version] * len(paths), paths, [str(out / n) for n in names], pure=False)  # fmt: skip
+    try:
+        counts = client.gather(futures)
+    except Exception as err:  # a worker lost, a file unreadable, ...
+        raise ExecutionError(f"Distributed PREDICT failed: {type(err).__name__}: {err}",
+                             hint="Files already written stay in the target folder; run it again.") from err  # fmt: skip
+    return dict(zip(names, counts))
+
+
+def _score_file(catalog: str, model: str, version: int, path: str, out: str) -> int:
+    """On a worker: PREDICT over one file into one Parquet file, by a sqlml session of its own."""
+    import pyarrow.parquet as pq
+
+    import sqlml
+
+    con = sqlml.connect(catalog=catalog)
+    try:
+        source = "'" + path.replace("'", "''") + "'"
+        target = "'" + out.replace("'", "''") + "'"
+        con.execute(
+            f"COPY (SELECT * FROM PREDICT(MODEL {model} VERSION {version}, {source})) TO {target} (FORMAT parquet)"
+        )
+    finally:
+        con.close()
+    return int(pq.ParquetFile(out).metadata.num_rows)
 
 
 def wait_for_workers(client: Any, count: int, timeout: float = 60) -> None:

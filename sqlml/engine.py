@@ -169,6 +169,7 @@ class Engine:
             plan.ContinuousTrainPlan: self.run_continuous,
             plan.StatementSetPlan: self.run_statement_set,
             plan.SetClusterPlan: self.set_cluster,
+            plan.DistributedPredictPlan: self.distributed_predict,
         }
         self.cluster: str | None = None  # the Dask cluster of TRAIN WITH (distributed = true)
         self.streams = StreamRegistry(con)
@@ -528,6 +529,12 @@ class Engine:
     def set_cluster(self, p: plan.SetClusterPlan) -> Output:
         self.cluster = p.address
         return status(f"Cluster: {p.address}." if p.address else "No cluster: TRAIN runs on this machine.")
+
+    def distributed_predict(self, p: plan.DistributedPredictPlan) -> Output:
+        from sqlml import distributed
+
+        scored = distributed.predict_files(p.cluster, self.catalog.root, p.model, p.files, p.target)
+        return pa.table({"files": [len(scored)], "rows": [sum(scored.values())], "target": [p.target]})
 
     def import_model(self, p: ImportModelPlan) -> Output:
         if p.exists and self.catalog.versions(p.name):

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 _FRACTION = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "a number from 0 to 1")
 _COUNT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000, "a whole number from 1 to 1000")
 _FALSE = (lambda v: v is False, "FALSE (class-level explanations are not offered)")
+_BOOL = (lambda v: isinstance(v, bool), "TRUE or FALSE")
 ARGUMENTS: dict[str, dict[str, tuple[Any, str]]] = {
-    "PREDICT": {"threshold": _FRACTION},
+    "PREDICT": {"threshold": _FRACTION, "distributed": _BOOL},
     "EXPLAIN_PREDICT": {"threshold": _FRACTION, "top_k": _COUNT},
     "ML.PREDICT": {"threshold": _FRACTION},
     "ML.EXPLAIN_PREDICT": {"threshold": _FRACTION, "top_k_features": _COUNT},

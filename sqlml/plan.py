@@ -141,6 +141,17 @@ class StreamPlan:
 
 
 @dataclass(frozen=True)
+class DistributedPredictPlan:
+    """COPY (SELECT * FROM PREDICT(MODEL m, 'files', distributed => true)) TO 'folder' (FORMAT parquet):
+    each file scored on a worker of the session's Dask cluster into a Parquet file of the folder."""
+
+    model: ModelVersion
+    files: str
+    target: str
+    cluster: str
+
+
+@dataclass(frozen=True)
 class SetClusterPlan:
     """SET cluster / RESET cluster: the session's Dask cluster (None: none)."""
 
@@ -170,6 +181,7 @@ Plan = (
     | DropModelPlan
     | ImportModelPlan
     | SetClusterPlan
+    | DistributedPredictPlan
 )
 
 
@@ -188,6 +200,9 @@ class Binder:
     results: list[ResultCall] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # the statement's parameters, by name
     cluster: str | None = None  # the session's Dask cluster, for TRAIN WITH (distributed = true)
+    distributed: list[tuple[ast.Predict, ModelVersion]] = field(
+        default_factory=list
+    )  # PREDICT(..., distributed => true)
 
     def error(self, message: str, node: exp.Expr | None = None, hint: str | None = None) -> BindError:
         return BindError(message, self.statement.span_of(node), hint)
@@ -381,6 +396,19 @@ class Binder:
         model = self.model(node.this)
         check_model(self, word, model, node.this.this)
         threshold = options.get("threshold")
+        if options.get("distributed"):
+            source = node.args["source"]
+            if not source.args.get("files"):
+                raise self.error(
+                    "PREDICT(..., distributed => true) scores files on the cluster's workers.", source.this,
+                    "Give it the files: PREDICT(MODEL m, 'data/*.parquet', distributed => true).",
+                )  # fmt: skip
+            if self.cluster is None:
+                raise self.error(
+                    "distributed => true needs a Dask cluster, and this session has none.", node.this.this,
+                    "SET cluster = 'local:2' or 'tcp://scheduler:8786'.",
+                )  # fmt: skip
+            self.distributed.append((node, model))
         if threshold is not None and model.meta["task"] != "binary":
             given = next(p for p in node.args["options"] if p.this.name.lower() == "threshold")
             raise self.error(
@@ -513,4 +541,33 @@ def bind(
         return SqlPlan(statement.text)  # DuckDB SQL that only looked as if it read a stream
     # a query that calls PREDICT, a result function or a window table function
     binder.rewrite_all(node)
+    if binder.distributed:
+        return distributed_predict(binder, node)
     return binder.sql_plan(node.sql(dialect=Sqlml))
+
+
+def distributed_predict(binder: Binder, node: exp.Expr) -> DistributedPredictPlan:
+    """The one shape distributed PREDICT takes: COPY (SELECT * FROM PREDICT(...)) TO 'folder' (FORMAT parquet)."""
+    predict, model = binder.distributed[0]
+    query = node.this.this if isinstance(node, exp.Copy) and isinstance(node.this, exp.Subquery) else None
+    params = {p.this.name.lower(): p.args.get("expression") for p in (node.args.get("params") or [])}
+    fmt = params.get("format")
+    shaped = (
+        isinstance(query, exp.Select)
+        and len(binder.distributed) == 1
+        and [type(e) for e in query.expressions] == [exp.Star]
+        and query.args.get("from_") is not None
+        and query.args["from_"].this.this is predict
+        and not any(query.args.get(k) for k in ("where", "joins", "group", "order", "limit", "having"))
+        and len(node.args.get("files") or []) == 1
+        and fmt is not None
+        and fmt.name.lower() == "parquet"
+    )
+    if not shaped:
+        raise binder.error(
+            "PREDICT(..., distributed => true) runs as a COPY of all its rows to a folder of Parquet files.",
+            predict.this.this,
+            "COPY (SELECT * FROM PREDICT(MODEL m, 'data/*.parquet', distributed => true)) TO 'scored' (FORMAT parquet)",
+        )  # fmt: skip
+    assert binder.cluster is not None
+    return DistributedPredictPlan(model, predict.args["source"].this.name, node.args["files"][0].name, binder.cluster)

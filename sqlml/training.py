@@ -409,8 +409,9 @@ def train_distributed(con: Any, plan: TrainPlan, catalog: Catalog, address: str)
             params["seed"] = opts.seed
         valid_table = prepared.fetch(f"SELECT * EXCLUDE (__row) FROM {prepared.table} WHERE {prepared.valid}")
         client = distributed.client_for(address)
+        timings = {"prepare_s": round(time.perf_counter() - started, 3)}
         booster = distributed.fit(client, folder, prepared, specs, names, classes, task, params,
-                                  opts.num_boost_round, opts.partitions, bool(plan.weight))  # fmt: skip
+                                  opts.num_boost_round, opts.partitions, bool(plan.weight), timings)  # fmt: skip
         model = LightGBMModel(booster)
         valid_data = None
         if valid_table.num_rows:
@@ -420,7 +421,7 @@ def train_distributed(con: Any, plan: TrainPlan, catalog: Catalog, address: str)
             weight = valid_table.column(features.WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
             valid_data = TrainingData(encoded, y, None, (), weight, tuple(names))
         info = {"distributed": {"cluster": address, "workers": len(client.scheduler_info()["workers"]),
-                                "partitions": opts.partitions}}  # fmt: skip
+                                "partitions": opts.partitions, **timings}}  # fmt: skip
         return save_version(
             plan, catalog, task, model, params, specs, len(names), classes,
             valid_data, prepared.rows - valid_table.num_rows, prepared.fraction, opts.num_boost_round, started,

@@ -31,7 +31,7 @@ from sqlml.literals import literal
 if TYPE_CHECKING:
     from sqlml.plan import Binder
 
-from sqlml.dialect import PREPROCESSING  # noqa: E402
+from sqlml.bigquery_sql import PREPROCESSING  # noqa: E402
 
 ANALYTIC = PREPROCESSING[:5]  # learn statistics from the training rows: written ... OVER ()
 PLAIN = PREPROCESSING[5:]

@@ -44,7 +44,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 def test_bigquery_ml_mapping_names_every_option_and_function():
     from sqlml.bigquery import _NOT_HERE, KNOWN, MODEL_TYPES
-    from sqlml.dialect import BIGQUERY_ML_MISSING
+    from sqlml.bigquery_sql import BIGQUERY_ML_MISSING
 
     for option in KNOWN:
         assert f"`{option}`" in BIGQUERY_ML, option
@@ -78,7 +78,7 @@ def test_reference_documents_everything():
         "CREATE MODEL (BigQuery ML)",
     ]:
         assert f"\n## {heading}\n" in REFERENCE, heading
-    from sqlml.dialect import MODEL_FUNCTIONS, PREDICT_FUNCTIONS, PREPROCESSING
+    from sqlml.bigquery_sql import MODEL_FUNCTIONS, PREDICT_FUNCTIONS, PREPROCESSING
 
     for function in (*MODEL_FUNCTIONS, *PREDICT_FUNCTIONS, *PREPROCESSING):
         assert f"`{function}(" in REFERENCE + BIGQUERY_ML or f"`{function}`" in REFERENCE + BIGQUERY_ML, function

@@ -151,3 +151,18 @@ def test_failed_statement_changes_nothing(trained):
     with pytest.raises(sqlml.SqlmlError):
         trained.sql("INSERT INTO customers SELECT * FROM PREDICT(MODEL churn, TABLE customers)")
     assert trained.sql("SELECT count(*) FROM customers").fetchall() == before
+
+
+def test_files_are_an_input_as_tables_are(trained, tmp_path):
+    trained.execute(f"COPY customers TO '{tmp_path}/a.parquet' (FORMAT parquet)")
+    trained.execute(f"COPY customers TO '{tmp_path}/b.csv' (FORMAT csv)")
+    expected = trained.sql(
+        "SELECT prediction, probability FROM PREDICT(MODEL churn, TABLE customers) ORDER BY ALL"
+    ).fetchall()
+    for path in (f"{tmp_path}/a.parquet", f"{tmp_path}/*.parquet", f"{tmp_path}/b.csv"):
+        got = trained.sql(f"SELECT prediction, probability FROM PREDICT(MODEL churn, '{path}') ORDER BY ALL").fetchall()
+        assert got == expected, path
+    auc = trained.sql(f"SELECT auc FROM EVALUATE(MODEL churn, '{tmp_path}/a.parquet')").fetchall()
+    assert auc == trained.sql("SELECT auc FROM EVALUATE(MODEL churn, TABLE customers)").fetchall()
+    with pytest.raises(sqlml.SqlmlError, match="No files found|does not exist"):
+        trained.sql(f"SELECT * FROM PREDICT(MODEL churn, '{tmp_path}/missing.parquet')")
