@@ -282,8 +282,10 @@ def connect(
     root = Path(catalog or os.environ.get("SQLML_CATALOG") or DEFAULT_CATALOG)
     address = cluster or os.environ.get("SQLML_CLUSTER") or None
     if address is not None:
-        from sqlml.distributed import check_address
+        from sqlml.distributed import check_address, missing
 
+        if missing():
+            raise BindError(str(missing()), hint="Install the extra, or connect without a cluster.")
         address = check_address(address)
     if connection is not None:
         session = Session(connection, Catalog(root), owned=False)

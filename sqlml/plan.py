@@ -397,6 +397,11 @@ class Binder:
         check_model(self, word, model, node.this.this)
         threshold = options.get("threshold")
         if options.get("distributed"):
+            from sqlml.distributed import missing
+
+            absent = missing()
+            if absent:
+                raise self.error(absent, node.this.this, "Install the extra, then run the statement again.")
             source = node.args["source"]
             if not source.args.get("files"):
                 raise self.error(
@@ -496,8 +501,11 @@ def bind(
     if isinstance(node, ast.SetCluster):
         if node.this is None:
             return SetClusterPlan(None)
-        from sqlml.distributed import check_address
+        from sqlml.distributed import check_address, missing
 
+        absent = missing()
+        if absent:
+            raise binder.error(absent, node.this, "Install the extra, then set the cluster again.")
         try:
             return SetClusterPlan(check_address(node.this.name))
         except SqlmlError as err:
