@@ -47,7 +47,7 @@ def cluster_session(tmp_path_factory):
                           ("lightgbm_classifier", "y", "auc", 9)])  # fmt: skip
 def test_distributed_training_matches_one_process(cluster_session, trainer, label, metric, partitions):
     """Also with 9 partitions: dask sizes a Parquet read's partitions by the columns it selects, which
-    once paired features with other rows' labels (found by bench/distributed.py at 5M rows)."""
+    once paired features with other rows' labels (found by bench/distributed_train.py at 5M rows)."""
     con = cluster_session
     other = "v" if label == "y" else "y"
     common = f"USING {trainer} LABEL {label} EXCLUDE ({other}) WITH (num_boost_round = 40, seed = 1"

@@ -1,6 +1,6 @@
 """Distributed TRAIN on Dask against one process, on this machine.
 
-    python bench/distributed.py [--rows 1000000 5000000] [--rounds 50]
+    python bench/distributed_train.py [--rows 1000000 5000000] [--rounds 50]
 
 For each size: rows x 28 features generated in DuckDB (bench/common.py) into a DuckDB file, and a
 held-out 100,000 rows scored by every model. Each side runs in a fresh process (peak memory per
@@ -22,12 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FEATURES, make_table, peak_rss_mb  # noqa: E402
-
-# this file's name would hide the `distributed` package from this process and the workers it starts
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 LEAVES = 63
 
