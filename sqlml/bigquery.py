@@ -78,7 +78,6 @@ _AS_SQLML = {
     "kmeans_init_method": (("kmeans++", "random"), "passed to scikit-learn's init"),
     "data_split_method": (("auto_split", "random", "no_split", "seq"), "see docs/bigquery-ml.md"),
     "hparam_tuning_algorithm": (("vizier_default",), "sqlml searches with optuna's TPE sampler"),
-    "max_parallel_trials": ((1,), "sqlml runs one trial at a time"),
 }
 # hparam_tuning_objectives' names for sqlml's metrics (mean_squared_error is minimised through rmse, its root)
 _OBJECTIVES = {
@@ -103,7 +102,7 @@ _REFUSED = {
 }
 KNOWN = sorted({"model_type", "input_label_cols", "data_split_method", "data_split_eval_fraction", "data_split_col",
                 "max_iterations", "early_stop", "num_parallel_tree", "subsample", "auto_class_weights",
-                "class_weights", "model_path", "num_trials", "hparam_tuning_objectives", *_PARAMETERS, *_AS_SQLML,
+                "class_weights", "model_path", "num_trials", "max_parallel_trials", "hparam_tuning_objectives", *_PARAMETERS, *_AS_SQLML,
                 *_REFUSED})  # fmt: skip
 
 
@@ -208,6 +207,16 @@ def bind_create_model(binder: Binder, node: ast.CreateModel) -> Plan:
     if "num_trials" in options:
         value, prop = options.pop("num_trials")
         param("trials", value, prop)
+    if "max_parallel_trials" in options:  # side by side on the session's Dask cluster; one at a time without one
+        value, prop = options.pop("max_parallel_trials")
+        if value != 1 and binder.cluster is None:
+            raise binder.error(
+                f"max_parallel_trials = {value} runs trials side by side on a Dask cluster; this session has none.",
+                prop.expression, "SET cluster = 'local:2' (or 'tcp://scheduler:8786'), or leave the option out.",
+            )  # fmt: skip
+        if value != 1:
+            param("parallel_trials", value, prop)
+            param("distributed", True, prop)
     if "hparam_tuning_objectives" in options:
         value, prop = options.pop("hparam_tuning_objectives")
         names = value if isinstance(value, list) else [value]

@@ -101,6 +101,12 @@ def client_for(address: str) -> Any:
         return client
 
 
+def workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers now, by address. (Not `client.scheduler_info()`: the client's
+    periodic refresh can replace its cached answer with one that lists no workers.)"""
+    return dict(client.sync(client.scheduler.identity, n_workers=-1).get("workers", {}))
+
+
 def forget(client: Any) -> None:
     """Close a client (and its local cluster) and start a new one at its next use."""
     with _LOCK:
@@ -159,14 +165,15 @@ def _label_sql(classes: list[Any] | None) -> str:
 class Prepared:
     """The training query in a temporary DuckDB table, with a row number and a validation flag."""
 
-    def __init__(self, con: Any, query: str, fraction_of: Any, seed: int) -> None:
+    def __init__(self, con: Any, query: str, fraction_of: Any, seed: int, grouped: bool = False) -> None:
         self.con = con
         self.table = f"__sqlml_distributed_{uuid.uuid4().hex[:10]}"
         con.execute(f"CREATE TEMP TABLE {self.table} AS SELECT *, row_number() OVER () AS __row FROM ({query})")
         self.rows = int(con.execute(f"SELECT count(*) FROM {self.table}").fetchall()[0][0])
         self.fraction = fraction_of(self.rows)
         cut = round(self.fraction * 1_000_000)
-        self.valid = f"(hash(__row, {int(seed)}) % 1000000 < {cut})"
+        unit = quote(features.GROUP) if grouped else "__row"  # a ranker validates on whole query groups
+        self.valid = f"(hash({unit}, {int(seed)}) % 1000000 < {cut})"
 
     def fetch(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
@@ -180,23 +187,29 @@ def fit(
     task: str, params: dict[str, Any], rounds: int, partitions: int | None, weight: bool, timings: dict[str, float],
 ) -> Any:  # fmt: skip
     """Write the training rows as Parquet partitions and train over the workers; the local booster.
-    `timings` gets the seconds spent writing the partitions and training."""
+    `timings` gets the seconds spent writing the partitions and training. A ranker's query groups
+    are dealt to the partitions whole (by their rank, round robin), each partition sorted by group."""
     import dask.dataframe as dd
     import lightgbm as lgb
 
-    started = set(client.scheduler_info().get("workers", {}))
-    workers = len(started)
-    if workers == 0:
+    started = set(workers(client))
+    n_workers = len(started)
+    if n_workers == 0:
         raise ExecutionError("The Dask cluster has no workers.", hint="Start workers for the scheduler.")
-    count = partitions or 2 * workers
+    count = partitions or 2 * n_workers
+    ranking = task == "ranking"
     columns = [_encoded(s, n) for s, n in zip(specs, names)] + [_label_sql(classes)]
     if weight:
         columns.append(f"CAST({quote(features.WEIGHT)} AS DOUBLE) AS __weight")
+    part = f"__row % {count}"
+    if ranking:
+        columns.append(f"dense_rank() OVER (ORDER BY {quote(features.GROUP)}) AS __group")
+        part = f"(__group - 1) % {count}"
     target = folder / "parts"
     began = time.perf_counter()
     prepared.con.execute(
-        f"COPY (SELECT {', '.join(columns)}, __row % {count} AS __part FROM {prepared.table} "
-        f"WHERE NOT {prepared.valid}) TO '{target}' (FORMAT parquet, PARTITION_BY (__part))"
+        f"COPY (SELECT * EXCLUDE (__row), {part} AS __part FROM (SELECT {', '.join(columns)}, __row FROM {prepared.table} "
+        f"WHERE NOT {prepared.valid})) TO '{target}' (FORMAT parquet, PARTITION_BY (__part))"
     )
     timings["write_s"] = round(time.perf_counter() - began, 3)
     began = time.perf_counter()
@@ -204,11 +217,21 @@ def fit(
     # sizes partitions by the columns a read selects, so reading X and y apart could pair rows wrongly
     frame = dd.read_parquet(str(target), split_row_groups=False, blocksize=None, aggregate_files=False)
     frame = frame.drop(columns=["__part"])
-    if frame.npartitions < workers:
-        frame = frame.repartition(npartitions=workers)
+    if ranking:
+        if frame.npartitions < n_workers:
+            raise ExecutionError(
+                f"Distributed ranking deals whole query groups to {n_workers} workers, but the training rows hold "
+                f"only {frame.npartitions}.", hint="Train on one machine: leave out distributed.",
+            )  # fmt: skip
+        frame = frame.map_partitions(_by_group)
+    elif frame.npartitions < n_workers:
+        frame = frame.repartition(npartitions=n_workers)
     frame = client.persist(frame)
     x, y = frame[names], frame["__label"]
-    cls = lgb.DaskLGBMClassifier if task in ("binary", "multiclass") else lgb.DaskLGBMRegressor
+    group = frame["__group"].map_partitions(_run_lengths, meta=("__group", "int64")) if ranking else None
+    cls = {"binary": lgb.DaskLGBMClassifier, "multiclass": lgb.DaskLGBMClassifier, "ranking": lgb.DaskLGBMRanker}.get(
+        task, lgb.DaskLGBMRegressor
+    )
     kwargs = {k: v for k, v in params.items() if k not in ("num_class", "num_threads")}
     model = cls(client=client, n_estimators=rounds, **kwargs)
     categorical = [n for s, n in zip(specs, names) if s.kind == "categorical"]
@@ -223,8 +246,9 @@ def fit(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "Parameter n_jobs will be ignored."
+                extra: dict[str, Any] = {"group": group} if ranking else {}
                 model.fit(x, y, sample_weight=frame["__weight"] if weight else None,
-                          categorical_feature=categorical or "auto")  # fmt: skip
+                          categorical_feature=categorical or "auto", **extra)  # fmt: skip
             done["model"] = model.to_local()
         except Exception as err:  # a worker lost, LightGBM's network broken, ...
             done["error"] = err
@@ -233,11 +257,11 @@ def fit(
     thread.start()
     while thread.is_alive():  # a worker lost mid-training leaves LightGBM's others waiting: notice and stop
         thread.join(0.5)
-        current = set(client.scheduler_info().get("workers", {}))
+        current = set(workers(client))
         if thread.is_alive() and not started <= current:  # by address: a restarted worker is a new one
             forget(client)  # its LightGBM tasks wait on a lost peer: the next TRAIN starts afresh
             raise ExecutionError(
-                f"A Dask worker was lost during training ({len(started & current)} of {workers} left); nothing was saved.",
+                f"A Dask worker was lost during training ({len(started & current)} of {n_workers} left); nothing was saved.",
                 hint="Run the TRAIN again when the cluster is whole.",
             )
     if "error" in done:
@@ -252,6 +276,21 @@ def fit(
     text = done["model"].booster_.model_to_string()
     head, _, _ = text.rstrip().rpartition("\npandas_categorical:")
     return lgb.Booster(model_str=head + "\npandas_categorical:null\n")
+
+
+def _by_group(frame: Any) -> Any:
+    """A partition's rows with each query group's rows together (a worker's step)."""
+    return frame.sort_values("__group", kind="stable")
+
+
+def _run_lengths(groups: Any) -> Any:
+    """The sizes of the runs of equal group ranks in a sorted partition (a worker's step)."""
+    import numpy as np
+    import pandas as pd
+
+    values = groups.to_numpy()
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], dtype=np.int64)
+    return pd.Series(np.diff(np.r_[starts, len(values)]), dtype="int64", name="__group")
 
 
 def predict_files(address: str, catalog: Path, model: Any, files: str, target: str) -> dict[str, int]:
@@ -299,7 +338,7 @@ def _score_file(catalog: str, model: str, version: int, path: str, out: str) -> 
 def wait_for_workers(client: Any, count: int, timeout: float = 60) -> None:
     """Wait until `count` workers have joined (a local cluster starts them asynchronously)."""
     deadline = time.monotonic() + timeout
-    while len(client.scheduler_info().get("workers", {})) < count and time.monotonic() < deadline:
+    while len(workers(client)) < count and time.monotonic() < deadline:
         time.sleep(0.1)
 
 

@@ -308,11 +308,12 @@ class Engine:
             values = parameters.used(p.training_sql, self.named) if self.named else {}
             lineage = {"parameters": {k: v if isinstance(v, (bool, int, float, str)) or v is None else str(v)
                                       for k, v in values.items()}} if values else None  # fmt: skip
-            if p.options.distributed:
+            if p.options.distributed and not p.search:
                 assert self.cluster is not None  # binding checked it
                 version = training.train_distributed(self.con, p, self.catalog, self.cluster)
-            else:
-                version = training.train(self.fetch, p, self.catalog, progress, lineage=lineage)
+            else:  # a distributed search runs its trials on the cluster's workers
+                cluster = self.cluster if p.options.distributed else None
+                version = training.train(self.fetch, p, self.catalog, progress, lineage=lineage, cluster=cluster)
         finally:
             close = getattr(shown, "close", None)
             if close is not None:  # the bar ends however training ends: done, early stop, error, cancel

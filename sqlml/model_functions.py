@@ -120,7 +120,7 @@ def result_columns(function: str, meta: dict[str, Any]) -> list[tuple[str, str]]
         return [("feature", "VARCHAR"), ("attribution", "DOUBLE")]
     if function == "TRIALS":
         return [("trial", "BIGINT"), ("state", "VARCHAR"), ("value", "DOUBLE"), ("params", "JSON"),
-                ("seconds", "DOUBLE"), ("error", "VARCHAR"), ("is_best", "BOOLEAN")]  # fmt: skip
+                ("seconds", "DOUBLE"), ("error", "VARCHAR"), ("is_best", "BOOLEAN"), ("worker", "VARCHAR")]  # fmt: skip
     if function == "ML.TRIAL_INFO":
         return [("trial_id", "BIGINT"), ("hyperparameters", "JSON"), ("hparam_tuning_evaluation_metrics", "JSON"),
                 ("training_loss", "DOUBLE"), ("eval_loss", "DOUBLE"), ("status", "VARCHAR"),

@@ -343,8 +343,9 @@ def _check_distributed(
     binder: Binder, node: ast.Train, trainer: models.Trainer, raw: dict[str, tuple[Any, exp.Expr]], plan: TrainPlan,
     continuous: bool,
 ) -> None:  # fmt: skip
-    """What distributed training takes: a session cluster, a LightGBM classifier or regressor,
-    numeric and categorical features, no search, selection, TRANSFORM or early stopping."""
+    """What distributed training takes: a session cluster; then a search (its trials run on the
+    workers) with any trainer, or else a LightGBM trainer on numeric and categorical features
+    without selection, TRANSFORM or early stopping (one model over the workers' partitions)."""
     from sqlml.distributed import missing
 
     where = raw["distributed"][1]
@@ -356,11 +357,12 @@ def _check_distributed(
             "distributed = true needs a Dask cluster, and this session has none.", where,
             "SET cluster = 'local:2' (two worker processes here) or 'tcp://scheduler:8786'; or sqlml run --cluster.",
         )  # fmt: skip
+    if continuous:
+        raise binder.error("A continuous TRAIN trains window by window on one machine.", where)
+    if plan.search:  # the trials run on the workers, each on the whole training rows: any trainer, any features
+        return
     refusals = [
         (not trainer.boosting, f"{trainer.name} trains on one machine; distributed training is for the lightgbm_* trainers."),
-        (trainer.task == "ranking", "Distributed ranking is not in sqlml yet: train lightgbm_ranker on one machine."),
-        (continuous, "A continuous TRAIN trains window by window on one machine."),
-        (bool(plan.search), "A distributed TRAIN cannot tune yet: tune on a sample, then train with the best parameters."),
         (plan.selection is not None, "A distributed TRAIN takes no feature selection: choose the columns with FEATURES (...)."),
         (plan.transform is not None, "A distributed TRAIN takes no TRANSFORM: compute the features in its query."),
         (plan.options.early_stopping_rounds is not None, "A distributed TRAIN trains every round: leave out early_stopping_rounds."),
@@ -384,6 +386,11 @@ def _check_tuning(
         raise binder.error(
             f"{given[0]} configures a search, but no parameter has a search space.", raw[given[0]][1],
             "Give one: WITH (num_leaves = HPARAM_RANGE(8, 128), trials = 20).",
+        )  # fmt: skip
+    if "parallel_trials" in raw and not (raw.get("distributed") or (False,))[0]:
+        raise binder.error(
+            "parallel_trials runs trials side by side on a Dask cluster's workers; this TRAIN is not distributed.",
+            raw["parallel_trials"][1], "Add distributed = true (with SET cluster = 'local:2' or 'tcp://...').",
         )  # fmt: skip
 
 

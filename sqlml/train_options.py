@@ -21,7 +21,13 @@ from sqlml.text import DEFAULTS as TEXT_DEFAULTS
 CONTINUOUS = ("update", "rounds_per_window", "promote")  # these make a TRAIN continuous
 TEXT = tuple(TEXT_DEFAULTS)  # these configure the TEXT (...) columns' featurizer
 SELECTION = ("feature_selection", "max_features")
-TUNING = ("trials", "tuning_seconds", "folds", "tuning_metric")  # a search over HPARAM_RANGE / HPARAM_CANDIDATES
+TUNING = (
+    "trials",
+    "tuning_seconds",
+    "folds",
+    "tuning_metric",
+    "parallel_trials",
+)  # a search over HPARAM_RANGE / HPARAM_CANDIDATES
 DISTRIBUTED = ("distributed", "partitions")  # training on the session's Dask cluster (see sqlml.distributed)
 OPTIONS = ("num_boost_round", "early_stopping_rounds", "validation", "split", "seed", *CONTINUOUS, *TEXT, *SELECTION,
            *TUNING, *DISTRIBUTED)  # fmt: skip
@@ -76,6 +82,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a number of seconds above 0",
     ),
     "folds": _whole(2, 20),
+    "parallel_trials": _whole(1, 10_000),
     "tuning_metric": (lambda v: isinstance(v, str), "a metric's name (e.g. 'auc')"),
     "distributed": _BOOLEAN,
     "partitions": _whole(1, 100_000),
@@ -100,6 +107,7 @@ class TrainOptions:
     tuning_seconds: float | None = None
     folds: int | None = None
     tuning_metric: str | None = None
+    parallel_trials: int | None = None  # on a cluster's workers; None: one per worker
     distributed: bool = False
     partitions: int | None = None
 

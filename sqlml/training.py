@@ -207,12 +207,14 @@ def train(
     base: ModelVersion | None = None,
     lineage: dict[str, Any] | None = None,
     rows: pa.Table | None = None,
+    cluster: str | None = None,
 ) -> ModelVersion:
     """Train, score and store a new version of `plan.name`.
 
     With `base`, keep boosting that version (LightGBM's init_model) with its classes, category
     codes and text featurizer; `lineage` is stored in the new version's metadata. With `rows`
     (the query's output, already in Arrow), the training columns are taken from them, not fetched.
+    With `cluster` (a Dask cluster's address), a search runs its trials on the cluster's workers.
     What is learnt from the data (text buckets and weights, feature selection) is learnt on the
     training rows only, never the validation rows.
     """
@@ -294,7 +296,9 @@ def train(
     rounds = opts.num_boost_round
     if plan.search:
         seed = opts.seed if opts.seed is not None else 0
-        tuned = tuning.tune(plan, catalog.root / plan.name, train_data, valid_data, params, task, seed, progress)
+        tuned = tuning.tune(
+            plan, catalog.root / plan.name, train_data, valid_data, params, task, seed, progress, cluster
+        )
         params = {**params, **tuned.params}
         rounds = tuned.record["num_boost_round"] or rounds
     if tuned is not None and tuned.model is not None:
@@ -379,18 +383,34 @@ def train_distributed(con: Any, plan: TrainPlan, catalog: Catalog, address: str)
     trainer, opts = plan.trainer, plan.options
     seed = opts.seed if opts.seed is not None else 0
     prepared = distributed.Prepared(
-        con, training_query(plan), lambda n: auto_validation(n) if opts.validation is None else opts.validation, seed
-    )
+        con, training_query(plan), lambda n: auto_validation(n) if opts.validation is None else opts.validation, seed,
+        grouped=bool(plan.group),
+    )  # fmt: skip
     folder = distributed.folder_for(catalog.root)
     try:
         if prepared.rows == 0:
             raise ExecutionError("The training query returned no rows.", hint="Check its WHERE clause and source.")
         label = quote(features.LABEL)
-        nulls = prepared.fetch(f"SELECT count(*) FILTER (WHERE {label} IS NULL) AS n FROM {prepared.table}")
-        if nulls.column(0)[0].as_py():
+        group = quote(features.GROUP) if plan.group else "0"
+        ranking = trainer.task == "ranking"
+        grades = f"{label} < 0 OR {label} != floor({label})" if ranking else "false"
+        nulls, no_group, bad = (
+            prepared.fetch(
+                f"SELECT count(*) FILTER (WHERE {label} IS NULL) AS n, count(*) FILTER (WHERE {group} IS NULL) AS g, "
+                f"count(*) FILTER (WHERE {grades}) AS b FROM {prepared.table}"
+            )
+            .to_pylist()[0]
+            .values()
+        )
+        for count, column, hint in [(nulls, plan.label, "or fill them (coalesce)"), (no_group, plan.group, "")]:
+            if count:
+                raise ExecutionError(
+                    f"{'Label' if column == plan.label else 'Group column'} '{column}' is NULL in {count} of "
+                    f"{prepared.rows} rows.", hint=f"Filter them out (WHERE {column} IS NOT NULL){' ' + hint if hint else ''}.",
+                )  # fmt: skip
+        if bad:
             raise ExecutionError(
-                f"Label '{plan.label}' is NULL in {nulls.column(0)[0].as_py()} of {prepared.rows} rows.",
-                hint=f"Filter them out (WHERE {plan.label} IS NOT NULL) or fill them (coalesce).",
+                f"Ranking label '{plan.label}' must hold whole numbers from 0 (relevance grades); {bad} rows do not."
             )
         classes = None
         if trainer.task == "classification":
@@ -415,12 +435,16 @@ def train_distributed(con: Any, plan: TrainPlan, catalog: Catalog, address: str)
         model = LightGBMModel(booster)
         valid_data = None
         if valid_table.num_rows:
+            groups = None
+            if plan.group:
+                groups, order = features.group_sizes(valid_table.column(GROUP), plan.group)
+                valid_table = valid_table if order is None else valid_table.take(pa.array(order))
             encoded, _ = features.encode(valid_table, specs)
             encoded = encoded.rename_columns(names)
             y = features.encode_label(valid_table.column(features.LABEL), str(plan.label), classes)
             weight = valid_table.column(features.WEIGHT).to_numpy(zero_copy_only=False) if plan.weight else None
-            valid_data = TrainingData(encoded, y, None, (), weight, tuple(names))
-        info = {"distributed": {"cluster": address, "workers": len(client.scheduler_info()["workers"]),
+            valid_data = TrainingData(encoded, y, groups, (), weight, tuple(names))
+        info = {"distributed": {"cluster": address, "workers": len(distributed.workers(client)),
                                 "partitions": opts.partitions, **timings}}  # fmt: skip
         return save_version(
             plan, catalog, task, model, params, specs, len(names), classes,

@@ -112,9 +112,11 @@ def tune(
     task: str,
     seed: int,
     progress: Callable[[int, int], None] | None,
+    cluster: str | None = None,
 ) -> Tuned:
-    """Search the plan's space; return the best parameters and, when the best trial ran here
-    on the validation rows, its model."""
+    """Search the plan's space; return the best parameters and, when the best trial ran in this
+    search on the validation rows, its model. With a cluster address, the trials run on its
+    workers (see `on_workers`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -133,7 +135,7 @@ def tune(
         )
     if opts.folds and train.groups is not None:
         raise ExecutionError("folds cannot split ranking groups.", hint="Tune on the validation split instead.")
-    folds = _folds(train, opts.folds, seed) if opts.folds else [(train, valid)]
+    folds = _folds(train, opts.folds, seed) if opts.folds else [(train, valid)] if valid is not None else []
     trials = opts.trials or DEFAULT_TRIALS
     folder.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / STORAGE}")
@@ -143,31 +145,17 @@ def tune(
         direction="maximize" if metric.bigger_is_better else "minimize",
     )  # fmt: skip
     # seeded by the trials so far, so that a resumed search does not repeat the first one's suggestions
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    # (with trials in flight at once, the ones still running count as their worst, so that they are not repeated)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=cluster is not None)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # a trial that was running when a search was killed: failed, so the search goes on
         storage.set_trial_user_attr(stale._trial_id, "error", "interrupted")
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
     best: dict[str, Any] = {}  # the best model trained in this run: value, model, used, number
+    early = opts.early_stopping_rounds
 
     def evaluate(sampled: dict[str, Any]) -> tuple[float, Any, dict[str, Any]]:
-        rounds = sampled.pop("num_boost_round", opts.num_boost_round)
-        fit_params = {**params, **sampled}
-        values, model, used = [], None, fit_params
-        for fit_rows, score_rows in folds:
-            model, used = trainer.fit(fit_rows, score_rows, dict(fit_params), rounds, opts.early_stopping_rounds, None)
-            assert score_rows is not None
-            matrix = score_rows.features
-            if isinstance(matrix, pa.Table):
-                from sqlml.features import to_matrix
-
-                matrix = to_matrix(matrix.columns, score_rows.rows)
-            y = models.truth(task, model, matrix, score_rows.label)
-            values.append(metric.compute(y, model.predict(matrix), score_rows.groups))
-        value = float(np.mean(values))
-        if not np.isfinite(value):
-            raise ExecutionError(f"{metric.name} is not defined on the rows scored (NaN).")
-        return value, model, used
+        return score_trial(trainer.name, folds, task, metric.name, params, sampled, opts.num_boost_round, early)
 
     def keep(number: int, value: float, model: Any, used: dict[str, Any]) -> None:
         """Keep the best model trained on the whole training rows (not a fold's)."""
@@ -202,7 +190,9 @@ def tune(
             progress(min(trials, len([t for t in study.trials if t.state.is_finished()])), trials)
 
     remaining = trials - done
-    if remaining > 0:
+    if remaining > 0 and cluster is not None:
+        on_workers(cluster, study, plan, folds, task, metric.name, params, remaining, keep, report)
+    elif remaining > 0:
         study.optimize(objective, n_trials=remaining, timeout=opts.tuning_seconds, catch=(ExecutionError,),
                        callbacks=[report])  # fmt: skip
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -218,6 +208,97 @@ def tune(
     }  # fmt: skip
     same = best and best.get("number") == winner.number
     return Tuned(chosen, best["model"] if same else None, best["used"] if same else None, record)
+
+
+def score_trial(
+    trainer_name: str, folds: list[tuple[TrainingData, TrainingData]], task: str, metric_name: str,
+    params: dict[str, Any], sampled: dict[str, Any], rounds: int, early_stopping: int | None,
+) -> tuple[float, Any, dict[str, Any]]:  # fmt: skip
+    """One trial: fit with the sampled parameters on each fold's rows and score its other rows;
+    the mean metric, the last fold's model and the parameters it used. Runs here or on a worker."""
+    from sqlml.features import to_matrix
+
+    trainer = models.get(trainer_name)
+    metric = next(m for m in metrics.for_task(task) if m.name == metric_name)
+    assert trainer is not None
+    sampled = dict(sampled)
+    rounds = sampled.pop("num_boost_round", rounds)
+    fit_params = {**params, **sampled}
+    values, model, used = [], None, fit_params
+    for fit_rows, score_rows in folds:
+        model, used = trainer.fit(fit_rows, score_rows, dict(fit_params), rounds, early_stopping, None)
+        matrix = score_rows.features
+        if isinstance(matrix, pa.Table):
+            matrix = to_matrix(matrix.columns, score_rows.rows)
+        y = models.truth(task, model, matrix, score_rows.label)
+        values.append(metric.compute(y, model.predict(matrix), score_rows.groups))
+    value = float(np.mean(values))
+    if not np.isfinite(value):
+        raise ExecutionError(f"{metric.name} is not defined on the rows scored (NaN).")
+    return value, model, used
+
+
+def _on_worker(*args: Any) -> tuple[tuple[float, Any, dict[str, Any]], str, float, float]:
+    """On a worker: a trial's outcome, the worker's address, and when it started (Unix time) and
+    for how many seconds it ran."""
+    from distributed import get_worker
+
+    began, clock = time.time(), time.perf_counter()
+    outcome = score_trial(*args)
+    return outcome, get_worker().address, began, round(time.perf_counter() - clock, 3)
+
+
+def on_workers(
+    cluster: str, study: Any, plan: Any, folds: list[tuple[TrainingData, TrainingData]], task: str, metric_name: str,
+    params: dict[str, Any], count: int, keep: Callable[[int, float, Any, dict[str, Any]], None],
+    report: Callable[[Any, Any], None],
+) -> None:  # fmt: skip
+    """Run `count` trials on a Dask cluster's workers, `parallel_trials` at a time (by default one
+    per worker), each fitting the whole training rows on one worker: optuna's ask-and-tell, a new
+    trial asked for as each one ends. The rows are sent to every worker once."""
+    import optuna
+    from distributed import as_completed
+
+    from sqlml import distributed
+
+    opts = plan.options
+    client = distributed.client_for(cluster)
+    workers = distributed.workers(client)
+    if not workers:
+        raise ExecutionError("The Dask cluster has no workers.", hint="Start workers for the scheduler.")
+    if plan.trainer.boosting and "num_threads" not in plan.params:  # each trial uses its worker's threads
+        params = {**params, "num_threads": min(int(w.get("nthreads", 1)) for w in workers.values())}
+    [rows] = client.scatter([folds], broadcast=True)
+    deadline = time.monotonic() + opts.tuning_seconds if opts.tuning_seconds else None
+    running: dict[Any, Any] = {}  # future -> trial
+
+    def launch() -> Any:
+        trial = study.ask()
+        sampled = {key: _suggest(trial, key, space) for key, space in plan.search.items()}
+        future = client.submit(_on_worker, plan.trainer.name, rows, task, metric_name, params, sampled,
+                               opts.num_boost_round, opts.early_stopping_rounds, pure=False)  # fmt: skip
+        running[future] = trial
+        return future
+
+    asked = min(count, opts.parallel_trials or len(workers))
+    queue = as_completed([launch() for _ in range(asked)])
+    for future in queue:
+        trial = running.pop(future)
+        try:
+            (value, model, used), worker, began, seconds = future.result()
+        except Exception as err:  # the trial's own error, or its worker lost more than Dask retries
+            trial.set_user_attr("error", getattr(err, "message", None) or f"{type(err).__name__}: {err}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            for key, value_ in (("worker", worker), ("started", began), ("seconds", seconds)):
+                trial.set_user_attr(key, value_)
+            study.tell(trial, value)
+            keep(trial.number, value, model, used)
+        report(study, trial)
+        if asked < count and (deadline is None or time.monotonic() < deadline):
+            asked += 1
+            queue.add(launch())
+    client.cancel(rows)
 
 
 def trials_table(folder: Path, study: str) -> pa.Table:
@@ -241,8 +322,9 @@ def trials_table(folder: Path, study: str) -> pa.Table:
             "seconds": seconds,
             "error": t.user_attrs.get("error") or t.system_attrs.get("fail_reason"),
             "is_best": t.number == best,
+            "worker": t.user_attrs.get("worker"),
         })  # fmt: skip
     schema = pa.schema([("trial", pa.int64()), ("state", pa.string()), ("value", pa.float64()),
                         ("params", pa.string()), ("seconds", pa.float64()), ("error", pa.string()),
-                        ("is_best", pa.bool_())])  # fmt: skip
+                        ("is_best", pa.bool_()), ("worker", pa.string())])  # fmt: skip
     return pa.Table.from_pylist(rows, schema=schema)

@@ -61,6 +61,61 @@ def test_distributed_training_matches_one_process(cluster_session, trainer, labe
     assert "'workers': 2" in described["distributed"] and "local:2" in described["distributed"]
 
 
+RANKING = """CREATE TABLE r AS
+SELECT 'q' || (i // 20) AS q, (hash(i, 1) % 1000) / 1000.0 AS x1, (hash(i, 2) % 1000) / 1000.0 AS x2,
+       least(4, floor((hash(i, 1) % 1000) / 1000.0 * 3 + (hash(i, 3) % 1000) / 1000.0 * 2))::INT AS rel
+FROM range(20000) AS t(i)"""
+
+
+def test_distributed_ranking_matches_one_process(cluster_session):
+    """Query groups are dealt whole to the partitions (round robin by their rank), validated whole."""
+    con = cluster_session
+    con.execute(RANKING)
+    common = "USING lightgbm_ranker LABEL rel GROUP q WITH (num_boost_round = 30, seed = 1"
+    con.sql(f"TRAIN MODEL d_rank {common}, distributed = true) AS SELECT * FROM r")
+    con.sql(f"TRAIN MODEL s_rank {common}, num_threads = 1) AS SELECT * FROM r")
+    values = [
+        con.sql(f"SELECT ndcg_at_10 FROM EVALUATE(MODEL {m}, TABLE r)").fetchone()[0] for m in ("d_rank", "s_rank")
+    ]
+    assert abs(values[0] - values[1]) <= 0.005
+    assert 0.8 < values[0] < 1
+    root = con.engine.catalog.root
+    booster = lgb.Booster(model_file=str(root / "d_rank" / "1" / "model.txt"))
+    rows = con.sql("SELECT x1, x2, prediction FROM PREDICT(MODEL d_rank, TABLE r) LIMIT 300").fetchall()
+    np.testing.assert_allclose([r[2] for r in rows], booster.predict(np.array([r[:2] for r in rows])), atol=1e-12)
+    with pytest.raises(ExecutionError, match="whole query groups to 2 workers"):
+        con.sql(f"TRAIN MODEL few {common}, distributed = true, validation = 0) AS SELECT * FROM r WHERE q = 'q1'")
+    with pytest.raises(ExecutionError, match="whole numbers from 0"):
+        con.sql(f"TRAIN MODEL few {common}, distributed = true) AS SELECT * REPLACE (rel - 1 AS rel) FROM r")
+    assert not (root / "few").exists()
+
+
+def test_tuning_trials_run_side_by_side_on_the_workers(cluster_session):
+    """Each trial fits the whole training rows on one worker; the version is the best trial's model."""
+    import optuna
+
+    con = cluster_session
+    con.sql("TRAIN MODEL tuned USING lightgbm_classifier LABEL y EXCLUDE (v) WITH (num_boost_round = 30, seed = 1, "
+            "distributed = true, num_leaves = HPARAM_RANGE(4, 64), trials = 7) AS SELECT * FROM t")  # fmt: skip
+    trials = con.sql("SELECT trial, state, value, worker, is_best FROM TRIALS(MODEL tuned) ORDER BY trial").fetchall()
+    assert len(trials) == 7 and all(t[1] == "COMPLETE" for t in trials)
+    assert trials[0][3] is None  # trial 0 (the defaults) runs on the driver
+    assert len({t[3] for t in trials[1:]}) == 2  # both workers ran trials
+    best = next(t for t in trials if t[4])
+    assert best[2] == max(t[2] for t in trials)
+    evaluated = con.sql("SELECT auc FROM EVALUATE(MODEL tuned)").fetchone()[0]  # the validation rows
+    assert evaluated == pytest.approx(best[2], abs=1e-9)
+    storage = f"sqlite:///{con.engine.catalog.root / 'tuned' / 'tuning.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    ran = [(t.user_attrs["started"], t.user_attrs["started"] + t.user_attrs["seconds"])
+           for t in optuna.load_study(study_name=name, storage=storage).trials[1:]]  # fmt: skip
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(ran) for b in ran[i + 1 :])  # at the same time
+    con.sql("TRAIN MODEL svc USING logistic_classifier LABEL y EXCLUDE (v) WITH (seed = 1, distributed = true, "
+            "C = HPARAM_RANGE(0.01, 10.0, 'log'), trials = 4, parallel_trials = 3) AS SELECT * FROM t")  # fmt: skip
+    best = con.sql("SELECT value FROM TRIALS(MODEL svc) WHERE is_best").fetchone()[0]
+    assert con.sql("SELECT auc FROM EVALUATE(MODEL svc)").fetchone()[0] == pytest.approx(best, abs=1e-6)
+
+
 def test_the_saved_version_is_the_clusters_booster(cluster_session):
     con = cluster_session
     con.sql("TRAIN MODEL d USING lightgbm_classifier LABEL y EXCLUDE (v) WITH (num_boost_round = 20, distributed = true) "
@@ -113,7 +168,8 @@ def test_what_distributed_training_refuses(tmp_path):
     con.engine.cluster = "local:2"  # as SET cluster would (refusals are checked before any worker starts)
     for with_, message in [
         ("distributed = true, early_stopping_rounds = 3", "trains every round"),
-        ("distributed = true, num_leaves = HPARAM_RANGE(4, 8)", "cannot tune"),
+        ("num_leaves = HPARAM_RANGE(4, 8), parallel_trials = 2", "this TRAIN is not distributed"),
+        ("distributed = true, parallel_trials = 2", "no parameter has a search space"),
     ]:
         with pytest.raises(BindError, match=message):
             con.sql(f"TRAIN MODEL m USING lightgbm_classifier LABEL y WITH ({with_}) AS SELECT * FROM t")
@@ -148,7 +204,7 @@ def test_a_worker_lost_mid_training_is_an_error_that_changes_nothing(tmp_path):
     while time.monotonic() < deadline and not list(parts.glob("*/parts/*")):
         time.sleep(0.2)
     time.sleep(3)  # training has begun on both workers
-    victim = sorted(client.scheduler_info()["workers"])[0]
+    victim = sorted(distributed.workers(client))[0]
     pid = client.run(os.getpid, workers=[victim])[victim]
     os.kill(pid, signal.SIGKILL)
     thread.join(180)

@@ -63,6 +63,15 @@ class OnnxModel:
     def to_bytes(self) -> bytes:
         return self.data
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a Dask worker sends back of a tuning trial's model: the graph's bytes and the
+        attributes, without the sessions (rebuilt from the bytes on arrival)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_sessions", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sessions, self._lock = {0: session(self.data)}, threading.Lock()
+
     def _session(self, threads: int) -> Any:
         if threads not in self._sessions:
             with self._lock:
