@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from sqlml import functions, metrics, parameters, plan, results, scoring, training
+from sqlml import functions, media, metrics, parameters, plan, results, scoring, training
 from sqlml.catalog import Catalog
 from sqlml.continuous import Learner, WindowReport
 from sqlml.dialect import KEYWORDS, Statement
@@ -175,6 +175,7 @@ class Engine:
         self.streams = StreamRegistry(con)
         with _REGISTERING:
             functions.register(con)
+            media.register(con)
         self.python_sources: dict[str, PythonSource] = {}
         self.stop = threading.Event()  # set to end continuous queries cleanly (SIGTERM, Ctrl-C)
         self.streaming = False  # whether a continuous query is running

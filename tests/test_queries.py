@@ -17,8 +17,16 @@ def test_there_are_examples_for_every_task():
     assert {"quickstart", "multiclass_iris_like", "regression_prices", "ranking_search", "streaming"} <= names
 
 
-@pytest.mark.parametrize("path", QUERIES, ids=[q.stem for q in QUERIES])
+SLOW = ("image_digits", "speech_digits")  # a CNN and 1,000 clips: run by the slow suite (test_media.py checks them)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(q, marks=pytest.mark.slow) if q.stem in SLOW else q for q in QUERIES],
+    ids=[q.stem for q in QUERIES],
+)
 def test_query_file_runs_in_the_cli(path: Path, tmp_path):
+    (tmp_path / "queries").symlink_to(ROOT / "queries")  # the examples read queries/data/ from where they run
     proc = run_cli("run", str(path), "--catalog", str(tmp_path / "cat"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr

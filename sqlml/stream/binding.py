@@ -21,6 +21,7 @@ from sqlml.dialect import Sqlml
 from sqlml.errors import did_you_mean
 from sqlml.features import quote
 from sqlml.literals import interval_us, literal
+from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
 from sqlml.stream.runner import BATCH, Sink, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
@@ -80,7 +81,15 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
                 node.this,
                 "Add WITH (connector = 'files', path = 'events/*.jsonl', format = 'jsonl').",
             )
-        _one_of(binder, "format", options.setdefault("format", "jsonl"), FORMATS, nodes)
+        media_format = _one_of(binder, "format", options.setdefault("format", "jsonl"), FORMATS, nodes)
+        if media_format in MEDIA_COLUMNS:
+            unknown = [n for n, _ in columns if n not in MEDIA_COLUMNS[media_format]]
+            if unknown:
+                raise binder.error(
+                    f"A stream of {media_format} files has no column '{unknown[0]}'.", node.this,
+                    f"Its columns are {', '.join(MEDIA_COLUMNS[media_format])} (last_modified: the file's "
+                    "modification time, in UTC).",
+                )  # fmt: skip
         if not options.get("follow") and not glob.glob(str(options["path"])):
             raise binder.error(
                 f"The path '{options['path']}' matches no files.", nodes.get("path"),

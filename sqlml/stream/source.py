@@ -24,9 +24,11 @@ import pyarrow.compute as pc
 
 from sqlml.errors import BindError, ExecutionError
 from sqlml.features import quote
+from sqlml.media import MEDIA_COLUMNS, media_relation
 from sqlml.stream.streams import StreamDef
 
 DEFAULT_BATCH = 50_000
+MEDIA_BATCH = 256  # files a batch of a media stream
 POLL_SECONDS = 0.2  # how often a followed source looks for new data
 
 
@@ -195,12 +197,29 @@ class FileSource:
         new files and appended lines until `stop` is set; else end after the last file."""
         follow = bool(self.stream.options.get("follow"))
         while True:
-            for path in self.files() if not follow else sorted(glob.glob(self.pattern)):
+            found = self.files() if not follow else sorted(glob.glob(self.pattern))
+            if self.format in MEDIA_COLUMNS:  # one event per file, many files a batch
+                yield from self._media_batches([p for p in found if p > self.offset["file"]])
+            for path in found if self.format not in MEDIA_COLUMNS else []:
                 if path < self.offset["file"]:
                     continue
                 yield from self._file_batches(path, complete_lines_only=follow)
             if not follow or stop is None or stop.wait(POLL_SECONDS):
                 return
+
+    def _media_batches(self, paths: list[str]) -> Iterator[Batch]:
+        """Media files (format 'audio' or 'image'), `batch_size` files a batch, in name order;
+        a file that cannot be decoded is an error row naming it and the reason."""
+        size = int(self.stream.options.get("batch_size", MEDIA_BATCH))
+        for start in range(0, len(paths), size):
+            chunk = paths[start : start + size]
+            relation = media_relation(self.format, chunk)
+            sql = _typed_columns(self.con, self.stream, relation, "filename", "1").replace(
+                "nullif(concat_ws('; ', ", "nullif(concat_ws('; ', __media_error, ", 1
+            )
+            good, bad = _split(self.con, sql, self.stream)
+            self.offset = {"file": chunk[-1], "line": 1}
+            yield Batch(good.drop_columns(["__sqlml_line"]), bad, dict(self.offset))
 
     def _file_batches(self, path: str, complete_lines_only: bool) -> Iterator[Batch]:
         good, bad = self._read(path)

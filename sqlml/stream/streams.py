@@ -20,7 +20,7 @@ from sqlml.errors import BindError, did_you_mean
 from sqlml.features import quote
 
 CONNECTORS = {"files": ("path", "format"), "python": (), "stdin": ()}
-FORMATS = ("jsonl", "csv", "parquet")
+FORMATS = ("jsonl", "csv", "parquet", "audio", "image")
 OPTIONS = ("connector", "path", "format", "follow", "batch_size", "checkpoint")
 
 
