@@ -483,7 +483,8 @@ class Sqlml(DuckDB):
             node = ast.ModelFunction(this=word)
             node.meta.update(start=self._tokens[self._index - 2].start, end=self._tokens[self._index - 2].end)
             if word == "MODELS":
-                self._closing("MODELS()", "MODELS()")
+                if self._curr and self._curr.token_type != TokenType.R_PAREN:
+                    self._fail("MODELS() takes no arguments", "SELECT * FROM MODELS()")
                 return node
             self._expect("MODEL", f"as {word}'s first argument: {word}(MODEL name, ...)")
             node.set("model", self._model_ref())
@@ -723,7 +724,7 @@ def _is_ours(chunk: list[Token], names: frozenset[str] = frozenset()) -> bool:
         or (
             a.text.upper() in _OWN_FUNCTIONS
             and b.token_type == TokenType.L_PAREN
-            and (c.text.upper() == "MODEL" or (a.text.upper() == "MODELS" and c.token_type == TokenType.R_PAREN))
+            and (c.text.upper() == "MODEL" or a.text.upper() == "MODELS")
         )
         or (a.token_type == TokenType.TABLE and b.token_type == TokenType.L_PAREN and c.text.upper() in WINDOW_KINDS)
         for a, b, c in zip(chunk, chunk[1:], chunk[2:] + [chunk[-1]])

@@ -18,7 +18,7 @@ library's `wave`; resampling is SciPy's `resample_poly`.
 
 Scalar functions, vectorised over DuckDB's batches (Arrow UDFs):
 
-- ``mfcc(samples, sample_rate [, n_mfcc := 13])`` -> ``FLOAT[5 * n_mfcc]``: pooled MFCC statistics
+- ``mfcc(samples, sample_rate [, n_mfcc := 13])`` -> ``FLOAT[6 * n_mfcc]``: pooled MFCC statistics
   (see `mfcc_batch`), the features that recognise spoken words;
 - ``resize_image(pixels, height, width, channels, new_height, new_width)`` -> ``FLOAT[]``.
 
@@ -26,7 +26,7 @@ Scalar functions, vectorised over DuckDB's batches (Arrow UDFs):
 >>> t = np.arange(8000) / 8000
 >>> features = mfcc_batch([np.sin(2 * np.pi * 440 * t)], [8000], 13)
 >>> features.shape
-(1, 65)
+(1, 78)
 """
 
 from __future__ import annotations
@@ -219,13 +219,13 @@ SEGMENTS = 4  # the voiced frames in four equal parts, each pooled by its mean
 
 
 def mfcc_batch(clips: list[np.ndarray], rates: list[int], n_mfcc: int = 13, bands: int = 26) -> np.ndarray:
-    """Pooled MFCC statistics of each clip: (clips, 5 * n_mfcc) float32.
+    """Pooled MFCC statistics of each clip: (clips, 6 * n_mfcc) float32.
 
     Frames of 25 ms every 10 ms (pre-emphasis 0.97, Hamming window), log mel energies in
     `bands` bands up to min(rate / 2, 8 kHz), their DCT's first `n_mfcc` coefficients. The
     voiced frames are those from the first to the last frame within 30 dB of the clip's
     loudest; the features are their coefficients' mean, standard deviation and the means of
-    their three thirds (the word's beginning, middle and end). Clips of one rate are computed
+    their SEGMENTS (4) equal parts in time (the word's course). Clips of one rate are computed
     together, as padded matrices; a clip shorter than a frame gives zeros.
     """
     out = np.zeros((len(clips), (2 + SEGMENTS) * n_mfcc), dtype=np.float32)
@@ -263,10 +263,10 @@ def _mfcc_same_rate(clips: list[np.ndarray], rate: int, n_mfcc: int, bands: int)
     weights = span / n
     mean = np.einsum("cf,cfk->ck", weights, coeffs)
     std = np.sqrt(np.maximum(np.einsum("cf,cfk->ck", weights, coeffs**2) - mean**2, 0))
-    third = np.clip(((idx - first[:, None]) * SEGMENTS) // np.maximum(last - first + 1, 1)[:, None], 0, SEGMENTS - 1)
+    part = np.clip(((idx - first[:, None]) * SEGMENTS) // np.maximum(last - first + 1, 1)[:, None], 0, SEGMENTS - 1)
     parts = []
     for s in range(SEGMENTS):
-        member = span & (third == s)
+        member = span & (part == s)
         parts.append(np.einsum("cf,cfk->ck", member / np.maximum(member.sum(axis=1, keepdims=True), 1), coeffs))
     return np.concatenate([mean, std, *parts], axis=1).astype(np.float32)
 

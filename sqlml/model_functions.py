@@ -13,6 +13,7 @@ when binding, so a query over one can be described before it runs.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -251,8 +252,13 @@ def _thresholds(binder: Binder, node: exp.Expr) -> tuple[float, ...]:
     """ML.ROC_CURVE's thresholds: GENERATE_ARRAY(start, end, step) or a list of numbers."""
     if isinstance(node, exp.Anonymous) and node.name.upper() == "GENERATE_ARRAY" and len(node.expressions) == 3:
         start, end, step = (literal(e) for e in node.expressions)
-        if all(isinstance(v, (int, float)) for v in (start, end, step)) and step > 0:
-            count = int((end - start) / step + 1e-9) + 1
+        if all(isinstance(v, (int, float)) for v in (start, end, step)) and step != 0:
+            count = math.floor((end - start) / step + 1e-9) + 1  # BigQuery's: a negative step counts down
+            if count <= 0:
+                raise binder.error(
+                    f"GENERATE_ARRAY({start}, {end}, {step}) makes no thresholds: the step leads away from the end.",
+                    node, f"GENERATE_ARRAY({min(start, end)}, {max(start, end)}, {abs(step)})",
+                )  # fmt: skip
             return tuple(round(start + i * step, 12) for i in range(count))
     value = literal(node)
     if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):

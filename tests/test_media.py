@@ -250,3 +250,34 @@ def test_the_generator_makes_the_committed_clips(tmp_path):
     version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
     if " 1.51 " in version:  # the version that made the pack (bench/spoken_digits.py's PACK_ESPEAK)
         assert all((SPOKEN / p.name).read_bytes() == p.read_bytes() for p in made)
+
+
+@pytest.mark.slow
+def test_continuous_training_on_a_stream_of_clips_labelled_by_their_names(con, tmp_path):
+    """600 clips arriving over six minutes in a random order of digits and voices; a TRAIN over
+    HOP windows learns window by window, each window first scored by the version before it."""
+    import random
+    import shutil
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clips = sorted(SPOKEN.glob("*.wav"))
+    random.Random(0).shuffle(clips)
+    base = 1_750_000_000  # 15:06:40 UTC
+    for i, clip in enumerate(clips[:600]):
+        target = folder / f"{i:04d}_{clip.name}"  # name order is arrival order
+        shutil.copy(clip, target)
+        os.utime(target, (base + 0.6 * i, base + 0.6 * i))
+    con.execute(f"""CREATE STREAM clips (filename VARCHAR, last_modified TIMESTAMP, sample_rate INTEGER, samples FLOAT[],
+        WATERMARK FOR last_modified AS last_modified) WITH (connector = 'files', path = '{folder}/*.wav', format = 'audio',
+        batch_size = 64)""")  # fmt: skip
+    con.sql("""TRAIN MODEL live USING lightgbm_classifier LABEL digit WITH (update = 'retrain', num_threads = 1, seed = 1)
+        AS SELECT mfcc(samples, sample_rate) AS features, regexp_extract(filename, '/[0-9]+_([0-9])_', 1)::INTEGER AS digit
+        FROM TABLE(HOP(TABLE clips, DESCRIPTOR(last_modified), INTERVAL '1' MINUTE, INTERVAL '2' MINUTE))""")  # fmt: skip
+    windows = con.sql(
+        "SELECT strftime(window_end, '%H:%M'), version, accuracy FROM METRICS(MODEL live) ORDER BY window_end"
+    ).fetchall()
+    assert [w[0] for w in windows] == ["15:07", "15:08", "15:09", "15:10", "15:11", "15:12", "15:13"]
+    assert windows[0][2] is None  # nothing served before the first window
+    assert all(w[2] > 0.6 for w in windows[2:]), windows  # ten digits: chance is 0.1
+    assert [w[1] for w in windows] == [None, 1, 2, 3, 4, 5, 6]  # each window scored by the version of the one before
