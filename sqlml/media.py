@@ -44,7 +44,6 @@ import pyarrow as pa
 from sqlml.errors import ExecutionError
 from sqlml.scoring import reported
 
-NAMES = ("read_images", "read_audio", "mfcc", "resize_image")
 _IMAGE = "STRUCT(width INTEGER, height INTEGER, channels INTEGER, pixels FLOAT[], error VARCHAR)"
 _AUDIO = "STRUCT(sample_rate INTEGER, channels INTEGER, duration DOUBLE, samples FLOAT[], error VARCHAR)"
 _DECODED = {
@@ -143,8 +142,12 @@ def media_relation(kind: str, paths: list[str]) -> str:
     decode = ("__sqlml_decode_image(content, filename, NULL, false, true)" if kind == "image"
               else "__sqlml_decode_audio(content, filename, NULL, true, true)")  # fmt: skip
     fields = ", ".join(f"d.{f} AS {f}" for f in _DECODED[kind])
-    return (f"(SELECT filename, timezone('UTC', last_modified) AS last_modified, {fields}, d.error AS __media_error "
-            f"FROM (SELECT filename, last_modified, {decode} AS d FROM read_blob({listed})))")  # fmt: skip
+    # (the sort gathers read_blob's chunks, one file each, into full ones for the decoding function)
+    return (
+        f"(SELECT filename, timezone('UTC', last_modified) AS last_modified, {fields}, d.error AS __media_error "
+        f"FROM (SELECT filename, last_modified, {decode} AS d FROM (SELECT * FROM read_blob({listed}) "
+        "ORDER BY filename)))"
+    )
 
 
 def _decoded(kind: str, contents: pa.Array, names: pa.Array, ignore: pa.Array, decode: Any) -> list[Any]:
@@ -155,11 +158,11 @@ def _decoded(kind: str, contents: pa.Array, names: pa.Array, ignore: pa.Array, d
             out.append(decode(data or b""))
         except ValueError as err:
             if not keep:
+                function = "read_images" if kind == "image" else "read_audio"
                 raise ExecutionError(
                     f"Cannot decode {kind} '{name}': {err}.",
-                    hint=f"Remove or fix the file, or keep a row with NULLs for it: read_{kind}s(..., ignore_errors := true)"
-                    if kind == "image" else "Remove or fix the file, or read_audio(..., ignore_errors := true).",
-                ) from None  # fmt: skip
+                    hint=f"Remove or fix the file, or keep a row of NULLs for it: {function}(..., ignore_errors := true).",
+                ) from None
             out.append(str(err))
     return out
 
