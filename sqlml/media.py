@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from sqlml.errors import ExecutionError
+from sqlml.functions import create_function
 from sqlml.scoring import reported
 
 _IMAGE = "STRUCT(width INTEGER, height INTEGER, channels INTEGER, pixels FLOAT[], error VARCHAR)"
@@ -321,9 +322,6 @@ def _resize_udf(pixels: pa.Array, h: pa.Array, w: pa.Array, c: pa.Array, nh: pa.
 
 def register(con: Any) -> None:
     """Create the media functions on a DuckDB connection (once per connection)."""
-    existing = {row[0] for row in con.execute(
-        "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE '__sqlml_%' OR function_name = 'resize_image'"
-    ).fetchall()}  # fmt: skip
     udfs: list[tuple[str, Callable[..., pa.Array], list[str], str]] = [
         ("__sqlml_decode_image", _image_udf, ["BLOB", "VARCHAR", "INTEGER[]", "BOOLEAN", "BOOLEAN"], _IMAGE),
         ("__sqlml_decode_audio", _audio_udf, ["BLOB", "VARCHAR", "INTEGER", "BOOLEAN", "BOOLEAN"], _AUDIO),
@@ -331,8 +329,6 @@ def register(con: Any) -> None:
         ("resize_image", _resize_udf, ["FLOAT[]", *["INTEGER"] * 5], "FLOAT[]"),
     ]
     for name, fn, args, result in udfs:
-        if name not in existing:
-            con.create_function(name, reported(fn), [duckdb.sqltype(a) for a in args], duckdb.sqltype(result),
-                                type=duckdb.func.ARROW, null_handling=duckdb.func.SPECIAL)  # fmt: skip
+        create_function(con, name, reported(fn), args, result, null_handling=duckdb.func.SPECIAL)
     for macro in _MACROS:
         con.execute(macro)
