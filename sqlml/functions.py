@@ -70,6 +70,6 @@ def create_function(con: Any, name: str, fn: Any, args: list[str], result: str, 
     try:
         con.create_function(name, fn, [duckdb.sqltype(a) for a in args], duckdb.sqltype(result),
                             type=duckdb.func.ARROW, **options)  # fmt: skip
-    except duckdb.CatalogException as err:
-        if "already exists" not in str(err):
+    except (duckdb.CatalogException, duckdb.NotImplementedException) as err:  # by another cursor / on this one
+        if "already" not in str(err):
             raise
