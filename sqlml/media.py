@@ -127,6 +127,18 @@ def decode_wav(data: bytes, rate: int | None, mono: bool) -> tuple[int, int, flo
     return source, 1 if mono else channels, len(x) / source, out
 
 
+def _vectors(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray | None]:
+    """A LIST column's rows as float32 NumPy views of one buffer (None: NULL), not Python lists."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.type != pa.list_(pa.float32()):
+        column = column.cast(pa.list_(pa.float32()))
+    offsets = column.offsets.to_numpy()
+    flat = column.values.to_numpy(zero_copy_only=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [flat[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(column))]
+
+
 def _list(chunks: list[np.ndarray | None]) -> pa.Array:
     """A LIST(FLOAT) array from NumPy vectors (None: NULL), without a loop over values."""
     lengths = np.array([0 if c is None else len(c) for c in chunks], dtype=np.int64)
@@ -279,15 +291,10 @@ def _mfcc_udf(samples: pa.Array, rates: pa.Array, n: pa.Array) -> pa.Array:
     n_mfcc = n[0].as_py() if len(n) else 13
     if not isinstance(n_mfcc, int) or not 1 <= n_mfcc <= 26:
         raise ExecutionError(f"mfcc's n_mfcc must be a whole number from 1 to 26, not {n_mfcc}.")
-    if isinstance(samples, pa.ChunkedArray):
-        samples = samples.combine_chunks()
-    samples = samples.cast(pa.list_(pa.float32())) if samples.type != pa.list_(pa.float32()) else samples
-    present = np.flatnonzero(
-        samples.is_valid().to_numpy(zero_copy_only=False) & rates.is_valid().to_numpy(zero_copy_only=False)
-    )
-    offsets = samples.offsets.to_numpy()
-    flat = samples.values.to_numpy(zero_copy_only=False)
-    clips = [flat[offsets[i] : offsets[i + 1]] for i in present]
+    vectors = _vectors(samples)
+    rates_valid = rates.is_valid().to_numpy(zero_copy_only=False)
+    present = np.flatnonzero([v is not None and ok for v, ok in zip(vectors, rates_valid)])
+    clips = [v for v in (vectors[i] for i in present) if v is not None]
     rate_values = rates.to_numpy(zero_copy_only=False)
     if len(present) and (rate_values[present] <= 0).any():
         raise ExecutionError("mfcc's sample_rate must be above 0 Hz.")
@@ -303,17 +310,19 @@ def _resize_udf(pixels: pa.Array, h: pa.Array, w: pa.Array, c: pa.Array, nh: pa.
 
     out: list[np.ndarray | None] = []
     for values, height, width, channels, new_h, new_w in zip(
-        pixels.to_pylist(), h.to_pylist(), w.to_pylist(), c.to_pylist(), nh.to_pylist(), nw.to_pylist()
+        _vectors(pixels), h.to_pylist(), w.to_pylist(), c.to_pylist(), nh.to_pylist(), nw.to_pylist()
     ):  # fmt: skip
         if values is None or None in (height, width, channels, new_h, new_w):
             out.append(None)
             continue
+        if not (0 < new_h <= 16384 and 0 < new_w <= 16384):
+            raise ExecutionError(f"resize_image's new size must be 1 to 16384 pixels a side, not {new_h} x {new_w}.")
         if len(values) != height * width * channels:
             raise ExecutionError(
                 f"resize_image got {len(values)} pixels for a {channels} x {height} x {width} image.",
                 hint="Pass the image's own height, width and channels (read_images gives them).",
             )
-        array = np.asarray(values, dtype=np.float32).reshape(channels, height, width)
+        array = values.reshape(channels, height, width)
         planes = [np.asarray(Image.fromarray(p, mode="F").resize((new_w, new_h), Image.Resampling.BILINEAR))
                   for p in array]  # fmt: skip
         out.append(np.stack(planes).ravel())
