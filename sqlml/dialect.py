@@ -203,8 +203,27 @@ class Sqlml(DuckDB):
             self._match_r_paren()
             return ast.QuerySource(this=query, text=text)
 
-        def _param(self) -> exp.Expr:
-            key = self._name("a parameter name")
+        def _stream_param(self) -> exp.Expr:
+            """A stream option: `name = value`, with Flink's spellings too: a quoted name
+            (`'scan.startup.mode' = ...`) or a dotted one (`properties.session.timeout.ms = ...`)."""
+            token = self._curr
+            if token is None or token.token_type != TokenType.STRING:
+                return self._param(dotted=True)
+            key = exp.to_identifier(token.text)
+            key.meta.update(start=token.start, end=token.end)
+            self._advance()
+            return self._param(key)
+
+        def _param(self, key: exp.Identifier | None = None, dotted: bool = False) -> exp.Expr:
+            key = key or self._name("a parameter name")
+            start = key.meta.get("start", 0)
+            while dotted and self._match(TokenType.DOT):
+                part = self._curr  # any word, keywords too (properties.fetch.wait.max.ms)
+                if part is None or not part.text.replace("-", "_").isidentifier():
+                    self._fail(f"Expected a name after '{key.name}.'")
+                self._advance()
+                key = exp.to_identifier(f"{key.name}.{part.text}")  # type: ignore[union-attr]
+                key.meta.update(start=start, end=part.end)  # type: ignore[union-attr]
             if not self._match(TokenType.EQ):
                 self._fail(f"Expected = after parameter '{key.name}'", f"Write {key.name} = value.")
             start = self._curr.start if self._curr else 0
@@ -299,7 +318,7 @@ class Sqlml(DuckDB):
                 )
             node.set("columns", columns)
             if self._match(TokenType.WITH):
-                node.set("options", self._parse_wrapped_csv(self._param))
+                node.set("options", self._parse_wrapped_csv(self._stream_param))
             return node
 
         def _parse_import_model(self) -> ast.ImportModel:

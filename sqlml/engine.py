@@ -471,7 +471,7 @@ class Engine:
     def run_stream(self, p: plan.StreamPlan) -> Output:
         self.register(p.predicts)
         job = p.job
-        durable = job.sink in (Sink.INSERT, Sink.COPY) and self.is_durable()
+        durable = job.sink in (Sink.INSERT, Sink.COPY, Sink.KAFKA) and self.is_durable()
         if job.sink == Sink.COPY:
             os.makedirs(job.target, exist_ok=True)
         runner = Runner(self.con, job, self.python_sources, self.stop, self._batch_done(job), durable)

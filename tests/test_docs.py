@@ -57,7 +57,7 @@ def test_bigquery_ml_mapping_names_every_option_and_function():
 
 def test_readme_commands_are_the_ci_commands():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -e '.[dev,torch,dask]'" in README and "pip install -e '.[dev,torch,dask]'" in ci
+    assert "pip install -e '.[dev,torch,dask,kafka]'" in README and "pip install -e '.[dev,torch,dask,kafka]'" in ci
     assert "sqlml run queries/quickstart.sql" in README and "sqlml run queries/quickstart.sql" in ci
 
 

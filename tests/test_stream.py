@@ -223,8 +223,8 @@ def test_stateless_filter_and_join_with_a_table(con):
         ),
         ("CREATE STREAM s2 (n BIGINT, WATERMARK FOR n AS n) WITH (connector = 'python')", "must be a TIMESTAMP"),
         (
-            "CREATE STREAM s2 (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'kafka')",
-            "Unknown connector 'kafka'",
+            "CREATE STREAM s2 (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'kinesis')",
+            "Unknown connector 'kinesis'",
         ),
         (
             "CREATE STREAM s2 (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (connector = 'files', path = '*.jsonl', format = 'jsnl')",

@@ -24,7 +24,7 @@ from sqlml.literals import interval_us, literal
 from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
 from sqlml.stream.runner import BATCH, Sink, StreamInput, StreamJob
-from sqlml.stream.streams import CONNECTORS, FORMATS, OPTIONS, StreamDef
+from sqlml.stream.streams import CONNECTORS, FLINK_OPTIONS, FLINK_STARTS, FORMATS, KAFKA_OPTIONS, OPTIONS, StreamDef
 
 if TYPE_CHECKING:
     from sqlml.plan import Binder
@@ -60,13 +60,24 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
     nodes: dict[str, exp.Expr] = {}
     for prop in node.args.get("options") or []:
         key = prop.this.name.lower()
-        if key not in OPTIONS:
+        if key == "connector" and str(literal(prop.expression)).lower() == "kafka":
+            options.setdefault("format", "json")
+        if key == "scan.startup.mode" and options.get("start") is not None:
+            continue  # 'timestamp': the timestamp came first
+        key = FLINK_OPTIONS.get(key, key)
+        if key not in OPTIONS and not key.startswith("properties."):
             raise binder.error(
                 f"Unknown stream option '{key}'.",
                 prop.this,
                 did_you_mean(key, OPTIONS) or f"Options: {', '.join(OPTIONS)}.",
             )
-        options[key], nodes[key] = literal(prop.expression), prop.expression
+        value = prop.expression
+        if key in ("idle_timeout", "broker_timeout"):
+            options[key] = interval_us(binder, value, f"The stream option {key}", allow_zero=key == "idle_timeout")
+        else:
+            options[key] = literal(value)
+            options[key] = FLINK_STARTS.get(options[key], options[key]) if key == "start" else options[key]
+        nodes[key] = value
     kinds: dict[str, tuple[type, str]] = {"batch_size": (int, "a whole number above 0"), "follow": (bool, "TRUE or FALSE"),
                                           "path": (str, "a quoted path"), "checkpoint": (str, "a quoted path")}  # fmt: skip
     for key, (kind, wanted) in kinds.items():
@@ -74,6 +85,13 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
         if key in options and (type(given) is not kind or (key == "batch_size" and cast(int, given) <= 0)):
             raise binder.error(f"Bad value {given!r} for stream option {key}: expected {wanted}.", nodes[key])
     connector = _one_of(binder, "connector", options.setdefault("connector", "files"), tuple(CONNECTORS), nodes)
+    if connector == "kafka":
+        _check_kafka(binder, node, options, nodes)
+    else:
+        kafka_only = [k for k in options if k in KAFKA_OPTIONS or k.startswith("properties.")]
+        if kafka_only:
+            raise binder.error(f"The option {kafka_only[0]} is for Kafka streams (connector = 'kafka').",
+                               nodes[kafka_only[0]])  # fmt: skip
     if connector == "files":
         if "path" not in options:
             raise binder.error(
@@ -98,6 +116,33 @@ def bind_create_stream(binder: Binder, node: ast.CreateStream) -> StreamDef:
     return StreamDef(name, columns, time_ident.name, delay, options)
 
 
+def _check_kafka(binder: Binder, node: ast.CreateStream, options: dict[str, Any], nodes: dict[str, exp.Expr]) -> None:
+    """A Kafka stream's options: a topic and brokers, JSON messages, and where to start."""
+    for key in ("topic", "bootstrap_servers"):
+        if not isinstance(options.get(key), str) or not options[key]:
+            raise binder.error(
+                f"A Kafka stream needs {key} (a quoted string).", nodes.get(key, node.this),
+                "WITH (connector = 'kafka', topic = 'clicks', bootstrap_servers = 'localhost:9092')",
+            )  # fmt: skip
+    _one_of(binder, "format", "json" if options["format"] == "jsonl" else options["format"], ("json",), nodes)
+    options["format"] = "json"
+    start = options.get("start", "earliest")
+    if isinstance(start, str) and start.lower() in ("earliest", "latest", "group"):
+        options["start"] = start.lower()
+    elif start is not None:  # a point in time: the first offset at or after it, per partition
+        try:
+            options["start"] = int(start) if isinstance(start, int) else int(
+                duckdb.execute("SELECT epoch_ms(CAST(? AS TIMESTAMP))", [str(start)]).fetchall()[0][0]
+            )  # fmt: skip
+        except duckdb.Error:
+            raise binder.error(
+                f"Bad start {start!r} for a Kafka stream.", nodes.get("start"),
+                "start = 'earliest' (the default), 'latest', 'group' (the group's committed offsets), or a "
+                "timestamp such as '2024-05-01 12:00:00' (or milliseconds since the epoch).",
+            ) from None  # fmt: skip
+    options.setdefault("follow", True)
+
+
 def _one_of(binder: Binder, option: str, value: Any, choices: tuple[str, ...], nodes: dict[str, exp.Expr]) -> str:
     """A stream option's value, checked against its choices."""
     if value not in choices:
@@ -115,8 +160,15 @@ def _stream_of(binder: Binder, table: exp.Expr) -> StreamDef | None:
 def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     """The StreamJob for a statement that reads a stream, or None when it reads none."""
     sink, target, copy_options, query = Sink.SELECT, "", "", node
+    sink_stream = None
     if isinstance(node, exp.Insert):
         sink, target, query = Sink.INSERT, node.this.sql(dialect=Sqlml), node.expression
+        sink_stream = _stream_of(binder, node.this)
+        if sink_stream is not None:
+            if sink_stream.connector != "kafka":
+                raise binder.error(f"Stream '{sink_stream.name}' reads {sink_stream.connector}; only Kafka streams "
+                                   "can be written to.", node.this, "Write to a table, or COPY to files.")  # fmt: skip
+            sink = Sink.KAFKA
     elif isinstance(node, exp.Copy):
         sink, query = Sink.COPY, node.this
         target = node.args["files"][0].name if node.args.get("files") else ""
@@ -129,6 +181,12 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         t for t in query.find_all(exp.Table) if not isinstance(t.parent, ast.WindowTable) and _stream_of(binder, t)
     ]
     if not windows and not plain:
+        if sink == Sink.KAFKA:
+            raise binder.error(
+                "INSERT INTO a Kafka stream writes a continuous query's output: its query must read a stream.",
+                node.expression, "Write a table's rows to Kafka by reading the table as a stream: "
+                "CREATE STREAM t_events (...) WITH (connector = 'files', path = 't.parquet', format = 'parquet').",
+            )  # fmt: skip
         return None
     assert binder.streams is not None
     first = windows[0] if windows else plain[0]
@@ -185,7 +243,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     sql = query.sql(dialect=Sqlml)
     if not windows:
         sql = sql.replace(rendered, f"SELECT * FROM {BATCH}")
-    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options)
+    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream)
 
 
 def _stand_in(stream: StreamDef) -> str:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
+from sqlml.stream.kafka import KafkaSink, KafkaSource
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
 from sqlml.stream.streams import StreamDef, atomic
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
@@ -62,6 +63,7 @@ class Sink(str, Enum):
     INSERT = "insert"  # into a table
     COPY = "copy"  # into numbered files in a folder
     CALL = "call"  # to a function (a continuous TRAIN's learner)
+    KAFKA = "kafka"  # into a Kafka stream's topic
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class StreamJob:
     sink: Sink
     target: str = ""  # the INSERT's table, or the COPY's folder
     copy_options: str = ""
+    sink_stream: StreamDef | None = None  # the Kafka stream an INSERT writes to
 
     @property
     def query_id(self) -> str:
@@ -144,6 +147,10 @@ class Runner:
         self.seq = 0
         self.parts = 0  # COPY files written, part of the checkpoint
         self.closed_up_to: int | None = None  # windows ending at or before this have fired
+        self.kafka: KafkaSink | None = None
+        if job.sink == Sink.KAFKA:
+            assert job.sink_stream is not None
+            self.kafka = KafkaSink(con, job.sink_stream, job.query_id, durable)
 
     def _input(self, k: int, spec: StreamInput) -> _Input:
         stream = spec.stream
@@ -199,6 +206,15 @@ class Runner:
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Iterator[pa.Table]:
         self._restore()
+        if self.kafka is not None:
+            self.kafka.open()
+        try:
+            yield from self._run()
+        finally:
+            if self.kafka is not None:
+                self.kafka.close()
+
+    def _run(self) -> Iterator[pa.Table]:
         for inp in self.inputs:
             temp = "" if self.durable else "TEMP "
             if inp.spec.window is not None:
@@ -206,7 +222,8 @@ class Runner:
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT)"
                 )
             inp.source = self._open(inp)
-            inp.batches = inp.source.batches(self.stop) if isinstance(inp.source, FileSource) else inp.source.batches()
+            follows = isinstance(inp.source, (FileSource, KafkaSource))
+            inp.batches = inp.source.batches(self.stop) if follows else inp.source.batches()
         while not all(i.ended for i in self.inputs):
             for inp in self.inputs:
                 if inp.ended:
@@ -231,6 +248,8 @@ class Runner:
             return StdinSource(self.con, stream)
         if stream.connector == "table":
             return TableSource(self.con, stream, inp.offset or None)
+        if stream.connector == "kafka":
+            return KafkaSource(self.con, stream, inp.offset or None)
         read = frozenset(inp.spec.needed) if inp.spec.needed and inp.spec.window is not None else None
         return FileSource(self.con, stream, inp.offset or None, read)
 
@@ -242,7 +261,9 @@ class Runner:
                 inp.offset = batch.offset
                 self._errors(inp, batch.errors)
                 if batch.events.num_rows:
-                    emitted += self._events(inp, batch.events, batch.fetch)
+                    emitted += self._events(inp, batch)
+                if batch.watermark is not None:  # the source keeps its own (Kafka's, per partition)
+                    inp.max_us = batch.watermark + inp.stream.delay_us
             if any(i.spec.window is not None for i in self.inputs):
                 final = all(i.ended for i in self.inputs)
                 watermark = None if final else self._watermark()
@@ -250,6 +271,8 @@ class Runner:
                     emitted += self._fire(watermark)
                     self.closed_up_to = watermark
             self._save()
+        if self.kafka is not None:  # the micro-batch has committed: now Kafka gets its output
+            self.kafka.deliver()
         if self.on_batch is not None:
             self.on_batch(self.progress)
         return emitted
@@ -263,14 +286,19 @@ class Runner:
             self.con.unregister("__sqlml_errors")
             self.progress.malformed += errors.num_rows
 
-    def _events(self, inp: _Input, events: pa.Table, fetch: Callable[[list[int]], pa.Table] | None) -> list[pa.Table]:
+    def _events(self, inp: _Input, batch: Batch) -> list[pa.Table]:
+        events, fetch = batch.events, batch.fetch
         self.progress.events += events.num_rows
         times = events.column(inp.stream.time).cast(pa.int64()).to_numpy()  # microseconds
         # the watermark at each event's arrival: the running maximum of this stream's events
-        # before it, less the delay, and no later than the other streams' watermarks
-        start = NO_WATERMARK if inp.max_us is None else inp.max_us
-        before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
-        watermark = np.where(before == NO_WATERMARK, NO_WATERMARK, before - inp.stream.delay_us)
+        # before it, less the delay (or the source's own), and no later than the other streams'
+        if batch.watermarks is not None:
+            watermark = batch.watermarks
+        else:
+            start = NO_WATERMARK if inp.max_us is None else inp.max_us
+            before = np.maximum.accumulate(np.concatenate(([start], times)))[:-1]
+            watermark = np.where(before == NO_WATERMARK, NO_WATERMARK, before - inp.stream.delay_us)
+            inp.max_us = int(times.max()) if inp.max_us is None else max(inp.max_us, int(times.max()))
         others = [o for o in self.inputs if o is not inp and not o.ended]
         if others:
             marks = [o.watermark() for o in others]
@@ -279,7 +307,6 @@ class Runner:
         events = events.append_column("__sqlml_seq", pa.array(np.arange(self.seq, self.seq + events.num_rows)))
         events = events.append_column("__sqlml_wm", pa.array(watermark))
         self.seq += events.num_rows
-        inp.max_us = int(times.max()) if inp.max_us is None else max(inp.max_us, int(times.max()))
         self.con.register(BATCH + "_raw", events)
         try:
             if inp.spec.window is None:
@@ -399,6 +426,10 @@ class Runner:
             return [table] if table.num_rows else []
         if job.sink == Sink.INSERT:
             self.progress.emitted += self._count(f"INSERT INTO {job.target} {job.query_sql}")
+            return []
+        if self.kafka is not None:  # numbered by the same checkpointed counter as COPY's parts
+            self.parts += 1
+            self.progress.emitted += self.kafka.stage(job.query_sql, self.parts)
             return []
         suffix = "parquet" if "PARQUET" in job.copy_options.upper() else "csv"
         self.parts += 1

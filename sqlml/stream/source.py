@@ -41,6 +41,10 @@ class Batch:
     offset: dict[str, Any]
     # whole rows by line number, when `events` holds only the columns the query reads
     fetch: Callable[[list[int]], pa.Table] | None = None
+    # a source that keeps its own watermark (Kafka's, per partition): the watermark at each
+    # event's arrival and after the batch, delay applied (None: no watermark yet)
+    watermarks: np.ndarray | None = None
+    watermark: int | None = None
 
 
 def _typed(stream: StreamDef, values: str, raw: str) -> str:
@@ -107,7 +111,7 @@ def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
     paths = "[" + ", ".join("'$." + n.replace("'", "''") + "'" for n, _ in stream.columns) + "]"
     sql = (
         f"SELECT {_typed(stream, '__v', '__line')}, {file} AS __sqlml_file, __n AS __sqlml_line FROM ("
-        f"SELECT __line, __n, CASE WHEN json_valid(__line) THEN json_extract_string(__line, {paths}) END AS __v, "
+        f"SELECT *, CASE WHEN json_valid(__line) THEN json_extract_string(__line, {paths}) END AS __v, "
         f"json_valid(__line) AS __ok FROM ({lines}))"
     )
     return sql.replace(

@@ -19,9 +19,14 @@ import duckdb
 from sqlml.errors import BindError, did_you_mean
 from sqlml.features import quote
 
-CONNECTORS = {"files": ("path", "format"), "python": (), "stdin": ()}
+CONNECTORS = {"files": ("path", "format"), "python": (), "stdin": (), "kafka": ("topic", "bootstrap_servers")}
 FORMATS = ("jsonl", "csv", "parquet", "audio", "image")
-OPTIONS = ("connector", "path", "format", "follow", "batch_size", "checkpoint")
+KAFKA_OPTIONS = ("topic", "bootstrap_servers", "group_id", "start", "idle_timeout", "broker_timeout")
+OPTIONS = ("connector", "path", "format", "follow", "batch_size", "checkpoint", *KAFKA_OPTIONS)
+# Flink's names for the Kafka connector's options, as its CREATE TABLE ... WITH spells them
+FLINK_OPTIONS = {"properties.bootstrap.servers": "bootstrap_servers", "properties.group.id": "group_id",
+                 "scan.startup.mode": "start", "scan.startup.timestamp-millis": "start", "value.format": "format"}  # fmt: skip
+FLINK_STARTS = {"earliest-offset": "earliest", "latest-offset": "latest", "group-offsets": "group"}
 
 
 @dataclass
@@ -121,9 +126,14 @@ class StreamRegistry:
                 self.con.execute(f"DELETE FROM {self.TABLE} WHERE name = ?", [stream.name])
             self.con.execute(f"INSERT INTO {self.TABLE} VALUES (?, ?)", [stream.name, json.dumps(asdict(stream))])
             late = f"CREATE {'OR REPLACE ' if replace else ''}TABLE {quote(stream.late_table)}"
-            self.con.execute(
-                f"{late} ({stream.column_sql()}, window_start TIMESTAMP, window_end TIMESTAMP, watermark TIMESTAMP)"
+            # the window an event missed; named late_* where the stream has columns of those names
+            # (a stream of window results, say)
+            taken = {n.lower() for n, _ in stream.columns}
+            extra = ", ".join(
+                f"{'late_' if name in taken else ''}{name} TIMESTAMP"
+                for name in ("window_start", "window_end", "watermark")
             )
+            self.con.execute(f"{late} ({stream.column_sql()}, {extra})")
             errors = f"CREATE {'OR REPLACE ' if replace else ''}TABLE {quote(stream.errors_table)}"
             self.con.execute(f"{errors} (raw VARCHAR, file VARCHAR, line BIGINT, error VARCHAR)")
 
