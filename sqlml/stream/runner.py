@@ -35,7 +35,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
+from sqlml.stream.interval_join import forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
+from sqlml.stream.over import OverSpec
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
 from sqlml.stream.streams import StreamDef, atomic
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
@@ -43,6 +45,7 @@ from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sq
 CHECKPOINTS = "sqlml_checkpoints"
 NO_WATERMARK = int(np.iinfo(np.int64).min)
 BATCH = "__sqlml_batch"
+OVER_VIEW = "__sqlml_over"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class StreamInput:
     window: WindowSpec | None
     view: str
     needed: tuple[str, ...] = ()  # the stream columns the query reads (empty: all)
+    over: OverSpec | None = None  # read directly, through OVER aggregates
+    reach: int | None = None  # one side of an interval join: how long past its time an event can pair (µs)
 
 
 class Sink(str, Enum):
@@ -114,6 +119,11 @@ class _Input:
     @property
     def stream(self) -> StreamDef:
         return self.spec.stream
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether events wait in state for the watermark (windows, OVER aggregates)."""
+        return self.spec.window is not None or self.spec.over is not None or self.spec.reach is not None
 
     def watermark(self) -> int | None:
         """This input's watermark: None before its first event, +inf (None too) once ended."""
@@ -217,7 +227,7 @@ class Runner:
     def _run(self) -> Iterator[pa.Table]:
         for inp in self.inputs:
             temp = "" if self.durable else "TEMP "
-            if inp.spec.window is not None:
+            if inp.keeps_state:
                 self.con.execute(
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT)"
                 )
@@ -264,7 +274,7 @@ class Runner:
                     emitted += self._events(inp, batch)
                 if batch.watermark is not None:  # the source keeps its own (Kafka's, per partition)
                     inp.max_us = batch.watermark + inp.stream.delay_us
-            if any(i.spec.window is not None for i in self.inputs):
+            if any(i.keeps_state for i in self.inputs):
                 final = all(i.ended for i in self.inputs)
                 watermark = None if final else self._watermark()
                 if final or watermark is not None:
@@ -309,9 +319,14 @@ class Runner:
         self.seq += events.num_rows
         self.con.register(BATCH + "_raw", events)
         try:
-            if inp.spec.window is None:
+            if not inp.keeps_state:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {inp.columns} FROM {BATCH}_raw")
                 return self._emit()
+            if inp.spec.over is not None:
+                self.con.execute(f"INSERT INTO {inp.state} {self._not_late(inp, times, watermark)}")
+                return []
+            if inp.spec.reach is not None:
+                return self._pair(inp, times, watermark)
             self._assign(inp, times, watermark, fetch)
             return []
         finally:
@@ -339,6 +354,43 @@ class Runner:
             )
             keep += f" WHERE {last_window_end_sql(spec, f'epoch_us({time})')} > __sqlml_wm"
         self.con.execute(keep)
+
+    def _not_late(self, inp: _Input, times: np.ndarray, watermark: np.ndarray) -> str:
+        """For OVER aggregates and interval joins, an event before the watermark at its arrival
+        is late (see over.py): write those to `<stream>_late`; returns a query of the others."""
+        raw, time = f"{BATCH}_raw", f"epoch_us({quote(inp.stream.time)})"
+        keep = f"SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {raw}"
+        if np.any(times < watermark):
+            self._late(inp, f"SELECT *, NULL::TIMESTAMP AS window_start, NULL::TIMESTAMP AS window_end FROM {raw} "
+                            f"WHERE {time} < __sqlml_wm", None)  # fmt: skip
+            keep += f" WHERE {time} >= __sqlml_wm"
+        return keep
+
+    def _pair(self, inp: _Input, times: np.ndarray, watermark: np.ndarray) -> list[pa.Table]:
+        """An interval join's step: this side's new events meet the other side's kept ones (a
+        pair is output when its later event arrives), then wait in state themselves."""
+        keep = self._not_late(inp, times, watermark)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept} FROM ({keep})")
+        for other in self.inputs:
+            if other is not inp:
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {other.spec.view} AS SELECT {other.kept} FROM {other.state}"
+                )
+        emitted = self._emit()
+        self.con.execute(f"INSERT INTO {inp.state} {keep}")
+        return emitted
+
+    def _fire_over(self, inp: _Input, watermark: int | None) -> list[pa.Table]:
+        """Output the rows of the events the watermark has passed since the last time, then
+        forget the events no later frame reaches."""
+        spec = inp.spec.over
+        assert spec is not None
+        view = spec.view_sql(inp.state, inp.kept, self.closed_up_to, watermark)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {OVER_VIEW} AS {view}")
+        due = self.con.execute(f"SELECT count(*) FROM {OVER_VIEW} WHERE __sqlml_new").fetchall()[0][0]
+        emitted = self._emit() if due else []
+        self.con.execute(spec.forget_sql(inp.state, watermark))
+        return emitted
 
     def _late(self, inp: _Input, late_sql: str, fetch: Callable[[list[int]], pa.Table] | None) -> None:
         """Write late (event, window) rows to `<stream>_late`, with the whole event even when the
@@ -371,6 +423,13 @@ class Runner:
     def _fire(self, watermark: int | None) -> list[pa.Table]:
         """Run the query over every window ending in (closed_up_to, watermark] (None: no bound),
         each event in the windows it was not late for; then drop events no open window needs."""
+        if self.inputs[0].spec.over is not None:  # OVER aggregates read one stream
+            return self._fire_over(self.inputs[0], watermark)
+        if self.inputs[0].spec.reach is not None:  # an interval join: forget who can no longer pair
+            for inp in self.inputs:
+                assert inp.spec.reach is not None
+                self.con.execute(forget_sql(inp.state, inp.stream.time, inp.spec.reach, watermark))
+            return []
         deletes = []
         for inp in self.inputs:
             spec = inp.spec.window

@@ -50,15 +50,29 @@ class ShapeError(Exception):
 WINDOW_HINT = "Aggregate per window: FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, ..."
 
 
-def check(query: exp.Expr, reads_stream: Callable[[exp.Expr], Kind]) -> Kind:
+def check(query: exp.Expr, reads_stream: Callable[[exp.Expr], Kind], interval_join: exp.Join | None = None) -> Kind:
     """The kind of `query`'s result, or a ShapeError. `reads_stream(node)` says what a table
-    or window function node reads (Kind.TABLE for an ordinary table)."""
-    return _Checker(reads_stream).query(query, {})
+    or window function node reads (Kind.TABLE for an ordinary table); `interval_join` is a join
+    of two streams' events with bounds on their times, which binding has found."""
+    return _Checker(reads_stream, query, interval_join).query(query, {})
+
+
+OVER_HINT = (
+    "Write agg(...) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) "
+    "(or ROWS BETWEEN n PRECEDING AND CURRENT ROW), the same OVER for every aggregate of the SELECT."
+)
+
+
+def over_clauses(select: exp.Select) -> list[exp.Window]:
+    """The OVER clauses of a SELECT's own expressions."""
+    return [w for w in _own(select, exp.Window) if isinstance(w, exp.Window)]
 
 
 class _Checker:
-    def __init__(self, reads_stream: Callable[[exp.Expr], Kind]) -> None:
+    def __init__(self, reads_stream: Callable[[exp.Expr], Kind], top: exp.Expr, interval_join: exp.Join | None) -> None:
         self.reads_stream = reads_stream
+        self.interval_join = interval_join
+        self.top = top  # OVER aggregates over a stream's events: in the outermost SELECT only
 
     # -- relations --------------------------------------------------------------------
     def query(self, node: exp.Expr, ctes: dict[str, Kind]) -> Kind:
@@ -127,6 +141,8 @@ class _Checker:
 
     def join(self, join: exp.Join, before: list[tuple[exp.Expr, Kind]], kind: Kind) -> None:
         left = max((k for _, k in before), default=Kind.TABLE)
+        if join is self.interval_join:
+            return
         if left == Kind.ROWS and kind == Kind.ROWS or {left, kind} == {Kind.ROWS, Kind.WINDOWS}:
             raise ShapeError(
                 "A stream's events meet each other here only when they arrive in the same micro-batch.",
@@ -177,8 +193,36 @@ class _Checker:
         for key, what in checks:
             if node.args.get(key) is not None:
                 self.no_end(node.args[key], what)
-        for found in _own(node, exp.AggFunc, exp.Window):
-            self.no_end(found, "an aggregate" if isinstance(found, exp.AggFunc) else "an OVER clause")
+        overs = over_clauses(node)
+        if overs:
+            self.over(node, overs)
+        for found in _own(node, exp.AggFunc):
+            if not (overs and isinstance(found.parent, exp.Window)):
+                self.no_end(found, "an aggregate")
+
+    def over(self, node: exp.Select, overs: list[exp.Window]) -> None:
+        """Flink's OVER aggregation: aggregates over one frame looking back from each event."""
+        if node is not self.top:
+            raise ShapeError("OVER over a stream's events is allowed in the outermost SELECT only.", overs[0],
+                             "Compute the OVER aggregates in the query itself, not in a CTE or subquery.")  # fmt: skip
+        first = overs[0]
+        for window in overs:
+            spec, order = window.args.get("spec"), window.args.get("order")
+            if not isinstance(window.this, exp.AggFunc):
+                raise ShapeError(
+                    f"{window.this.sql()} OVER a stream's events is not supported; aggregates are.", window, OVER_HINT
+                )
+            keys = order.expressions if order is not None else []
+            if (len(keys) != 1 or not isinstance(keys[0].this, exp.Column) or keys[0].args.get("desc")
+                    or spec is None or spec.args.get("start_side") != "PRECEDING" or spec.args.get("end") != "CURRENT ROW"
+                    or str(spec.args.get("start")).upper() == "UNBOUNDED" or spec.args.get("kind") not in ("RANGE", "ROWS")):  # fmt: skip
+                raise ShapeError(
+                    "An OVER aggregation over a stream orders by its time column (ascending) and frames a bounded "
+                    "stretch ending at the current row.", window, OVER_HINT,
+                )  # fmt: skip
+            if _frame(window) != _frame(first):
+                raise ShapeError("Every OVER aggregate of the SELECT must use the same window (as in Flink).", window,
+                                 OVER_HINT)  # fmt: skip
 
     def no_end(self, node: exp.Expr, what: str) -> None:
         raise ShapeError(
@@ -222,6 +266,15 @@ class _Checker:
                 node.args["distinct"],
                 "SELECT DISTINCT window_start, window_end, ...",
             )
+
+
+def _frame(window: exp.Window) -> str:
+    """An OVER clause's window, as text (partition, order and frame)."""
+    return "|".join(
+        p.sql()
+        for p in [*(window.args.get("partition_by") or []), window.args.get("order"), window.args.get("spec")]
+        if p
+    )
 
 
 def _set_name(node: exp.SetOperation) -> str:
