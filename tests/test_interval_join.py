@@ -1,6 +1,7 @@
 """Interval joins of two streams (Flink's semantics): every pair within the time bounds is
-output once, whatever the micro-batches, and state forgets events no later event can pair
-with. The reference is the same join over tables in plain DuckDB."""
+output once, whatever the micro-batches, a LEFT join's unpaired events once with NULLs, and
+state forgets events no later event can pair with. The reference is the same join over
+tables in plain DuckDB."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CONDITIONS = {
     "either side first": "b.ts >= c.ts - INTERVAL '5' MINUTE AND b.ts < c.ts + INTERVAL '10' MINUTE",
     "written from the other side": "c.ts + INTERVAL '1' MINUTE <= b.ts AND c.ts >= b.ts - INTERVAL '20' MINUTE",
 }
-QUERY = "SELECT c.u, c.x, b.x AS bx, c.ts, b.ts AS bts FROM {c} AS c JOIN {b} AS b ON c.u = b.u AND {on}"
+QUERY = "SELECT c.u, c.x, b.x AS bx, c.ts, b.ts AS bts FROM {c} AS c {join} {b} AS b ON c.u = b.u AND {on}"
 
 
 def table(rng: random.Random, n: int, span_s: int) -> pa.Table:
@@ -31,38 +32,39 @@ def table(rng: random.Random, n: int, span_s: int) -> pa.Table:
     return pa.table({"u": [rng.randrange(8) for _ in range(n)], "x": list(range(n)), "ts": times})
 
 
-def streamed(clicks: pa.Table, buys: pa.Table, cuts: tuple[int, int], on: str, delay: int = 0) -> Counter:
+def streamed(clicks: pa.Table, buys: pa.Table, cuts: tuple[int, int], on: str, join: str = "JOIN") -> Counter:
     con = sqlml.connect()
     for name in ("clicks", "buys"):
         con.sql(f"CREATE STREAM {name} (u BIGINT, x BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - "
-                f"INTERVAL '{delay}' SECOND) WITH (connector = 'python')")  # fmt: skip
+                "INTERVAL '1' SECOND) WITH (connector = 'python')")  # fmt: skip
     for name, data, cut in (("clicks", clicks, cuts[0]), ("buys", buys, cuts[1])):
         for start in range(0, data.num_rows, cut):
             con.push(name, data.slice(start, cut))
-    query = QUERY.format(c="clicks", b="buys", on=on)
+    query = QUERY.format(c="clicks", b="buys", on=on, join=join)
     return Counter(tuple(r.values()) for b in con.stream(query) for r in b.to_pylist())
 
 
-def batch(clicks: pa.Table, buys: pa.Table, on: str) -> Counter:
+def batch(clicks: pa.Table, buys: pa.Table, on: str, join: str = "JOIN") -> Counter:
     db = duckdb.connect()
     db.register("c1", clicks)
     db.register("b1", buys)
-    return Counter(db.sql(QUERY.format(c="c1", b="b1", on=on)).fetchall())
+    return Counter(db.sql(QUERY.format(c="c1", b="b1", on=on, join=join)).fetchall())
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     condition=st.sampled_from(sorted(CONDITIONS)),
+    join=st.sampled_from(["JOIN", "LEFT JOIN"]),
     cuts=st.tuples(st.sampled_from([1, 3, 16, 10_000]), st.sampled_from([1, 5, 10_000])),
 )
-def test_an_interval_join_equals_the_batch_join_at_any_micro_batch_size(seed, condition, cuts):
+def test_an_interval_join_equals_the_batch_join_at_any_micro_batch_size(seed, condition, join, cuts):
     rng = random.Random(seed)
     clicks, buys = table(rng, 70, 4 * 3600), table(rng, 30, 4 * 3600)
     on = CONDITIONS[condition]
-    expected = batch(clicks, buys, on)
+    expected = batch(clicks, buys, on, join)
     assert sum(expected.values()) > 0
-    assert streamed(clicks, buys, cuts, on) == expected
+    assert streamed(clicks, buys, cuts, on, join) == expected
 
 
 def test_late_events_are_left_out_and_kept_in_late():
@@ -76,7 +78,7 @@ def test_late_events_are_left_out_and_kept_in_late():
     con.push("clicks", pa.table({"u": [1, 1], "x": [0, 1], "ts": hours(0, 2)}))
     con.push("clicks", pa.table({"u": [1], "x": [2], "ts": hours(0)}))  # read after the purchases below
     con.push("buys", pa.table({"u": [1, 1], "x": [0, 1], "ts": hours(1 / 6, 3)}))
-    query = QUERY.format(c="clicks", b="buys", on=CONDITIONS["clicks then a purchase within 30 minutes"])
+    query = QUERY.format(c="clicks", b="buys", on=CONDITIONS["clicks then a purchase within 30 minutes"], join="JOIN")
     got = [tuple(r.values())[:3] for b in con.stream(query) for r in b.to_pylist()]
     assert got == [(1, 0, 0)]
     assert con.sql("SELECT x, watermark FROM clicks_late").fetchall() == [(2, hours(2)[0])]

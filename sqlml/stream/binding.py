@@ -258,13 +258,17 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     binder.rewrite_all(query)
     hidden = prepare(query, over) if over is not None else ""  # type: ignore[arg-type]
     sql = query.sql(dialect=Sqlml)
+    outer_sql = ""
+    if joined is not None and (joined[0].args.get("side") or "").upper() == "LEFT":
+        assert isinstance(query, exp.Select)
+        outer_sql, sql = _outer(query, stand_ins, inputs)
     for rendered_k, inp in zip(stand_ins, inputs):
         sql = sql.replace(rendered_k, f"SELECT * FROM {inp.view}")
     if not windows and joined is None:
         sql = sql.replace(rendered, f"SELECT * FROM {inputs[0].view}")
     if over is not None:
         sql = only_new(sql, hidden)
-    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream)
+    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream, outer_sql)
 
 
 def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> OverSpec:
@@ -294,6 +298,19 @@ def _stand_in(stream: StreamDef, k: int = 0) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + f" WHERE {k + 1} = 0"
 
 
+def _outer(query: exp.Select, stand_ins: list[str], inputs: list[StreamInput]) -> tuple[str, str]:
+    """A LEFT interval join's query with both sides' arrival numbers (for the runner to tell
+    pairs from the left side's unpaired events), and the query that outputs its rows."""
+    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+               for e in query.expressions)  # fmt: skip
+    if not star:
+        query.select("__sqlml_seq_0", "__sqlml_seq_1", copy=False)
+    sql = query.sql(dialect=Sqlml)
+    for rendered_k, inp in zip(stand_ins, inputs):
+        sql = sql.replace(rendered_k, f"SELECT * FROM {inp.view}")
+    return sql, "SELECT * EXCLUDE (__sqlml_seq_0, __sqlml_seq_1) FROM __sqlml_out"
+
+
 def _interval_join(binder: Binder, query: exp.Expr, plain: list[exp.Table]) -> tuple[exp.Join, tuple[int, int]] | None:
     """Two streams joined in the outermost SELECT with bounds on their times: the join and each
     side's reach (how long past its time an event can still pair: see interval_join.py)."""
@@ -313,8 +330,10 @@ def _interval_join(binder: Binder, query: exp.Expr, plain: list[exp.Table]) -> t
             f"Add a time interval: ... ON a.k = b.k AND b.{b.time} BETWEEN a.{a.time} AND a.{a.time} + INTERVAL '30' "
             "MINUTE (an interval join), or join their windows.",
         )  # fmt: skip
-    if (join.args.get("side") or join.args.get("kind") or "").upper() not in ("", "INNER"):
-        raise binder.error("Outer interval joins are not supported yet: write an inner JOIN.", join.this)
+    if (join.args.get("side") or join.args.get("kind") or "").upper() not in ("", "INNER", "LEFT"):
+        raise binder.error(
+            "RIGHT and FULL interval joins are not supported yet: write a LEFT or inner JOIN.", join.this
+        )
     low, high = found
     if low > high:
         raise binder.error("The join's time bounds leave no interval: the lower is above the upper.", on)

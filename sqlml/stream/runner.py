@@ -82,6 +82,9 @@ class StreamJob:
     target: str = ""  # the INSERT's table, or the COPY's folder
     copy_options: str = ""
     sink_stream: StreamDef | None = None  # the Kafka stream an INSERT writes to
+    # a LEFT interval join: the query with each side's arrival number (`__sqlml_seq_0`, `_1`),
+    # which fills `__sqlml_out`, the table `query_sql` reads (see interval_join.py)
+    outer_sql: str = ""
 
     @property
     def query_id(self) -> str:
@@ -229,7 +232,8 @@ class Runner:
             temp = "" if self.durable else "TEMP "
             if inp.keeps_state:
                 self.con.execute(
-                    f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT)"
+                    f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT"
+                    f"{', __sqlml_paired BOOLEAN' if self.job.outer_sql else ''})"
                 )
             inp.source = self._open(inp)
             follows = isinstance(inp.source, (FileSource, KafkaSource))
@@ -370,15 +374,41 @@ class Runner:
         """An interval join's step: this side's new events meet the other side's kept ones (a
         pair is output when its later event arrives), then wait in state themselves."""
         keep = self._not_late(inp, times, watermark)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept} FROM ({keep})")
+        self._join_view(inp, f"({keep})")
         for other in self.inputs:
             if other is not inp:
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {other.spec.view} AS SELECT {other.kept} FROM {other.state}"
-                )
-        emitted = self._emit()
-        self.con.execute(f"INSERT INTO {inp.state} {keep}")
-        return emitted
+                self._join_view(other, other.state)
+        if not self.job.outer_sql:
+            emitted = self._emit()
+            self.con.execute(f"INSERT INTO {inp.state} {keep}")
+            return emitted
+        # a LEFT join: the pairs only (an event of the left side with no partner yet is output
+        # with NULLs when it can no longer pair), and the left side's events marked paired
+        self.con.execute(f"INSERT INTO {inp.state} SELECT *, FALSE FROM ({keep})")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_out AS SELECT * FROM ({self.job.outer_sql}) "
+                         "WHERE __sqlml_seq_1 IS NOT NULL")  # fmt: skip
+        self.con.execute(f"UPDATE {self.inputs[0].state} SET __sqlml_paired = TRUE "
+                         "WHERE __sqlml_seq IN (SELECT __sqlml_seq_0 FROM __sqlml_out)")  # fmt: skip
+        return self._emit()
+
+    def _join_view(self, inp: _Input, rows: str, where: str = "TRUE") -> None:
+        """An interval join side's view over `rows` (a table or a parenthesised query)."""
+        k = self.inputs.index(inp)
+        seq = f", __sqlml_seq AS __sqlml_seq_{k}" if self.job.outer_sql else ""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept}{seq} FROM {rows} WHERE {where}"
+        )
+
+    def _unpaired(self, watermark: int | None) -> list[pa.Table]:
+        """A LEFT interval join's left events that can no longer pair, output with NULLs."""
+        left, right = self.inputs
+        assert left.spec.reach is not None
+        reach = f"epoch_us({quote(left.stream.time)}) + {left.spec.reach} < {watermark}" if watermark else "TRUE"
+        self._join_view(left, left.state, f"{reach} AND NOT __sqlml_paired")
+        self._join_view(right, right.state, "FALSE")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_out AS {self.job.outer_sql}")
+        due = self.con.execute("SELECT count(*) FROM __sqlml_out").fetchall()[0][0]
+        return self._emit() if due else []
 
     def _fire_over(self, inp: _Input, watermark: int | None) -> list[pa.Table]:
         """Output the rows of the events the watermark has passed since the last time, then
@@ -426,10 +456,11 @@ class Runner:
         if self.inputs[0].spec.over is not None:  # OVER aggregates read one stream
             return self._fire_over(self.inputs[0], watermark)
         if self.inputs[0].spec.reach is not None:  # an interval join: forget who can no longer pair
+            emitted = self._unpaired(watermark) if self.job.outer_sql else []
             for inp in self.inputs:
                 assert inp.spec.reach is not None
                 self.con.execute(forget_sql(inp.state, inp.stream.time, inp.spec.reach, watermark))
-            return []
+            return emitted
         deletes = []
         for inp in self.inputs:
             spec = inp.spec.window
