@@ -51,7 +51,7 @@ def batch(clicks: pa.Table, buys: pa.Table, on: str, join: str = "JOIN") -> Coun
     return Counter(db.sql(QUERY.format(c="c1", b="b1", on=on, join=join)).fetchall())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     condition=st.sampled_from(sorted(CONDITIONS)),

@@ -375,9 +375,12 @@ def test_a_broker_gone_mid_run_is_retried_then_an_error_and_nothing_is_lost_once
             job.replace("follow = false", "follow = true, broker_timeout = INTERVAL '2' SECOND")
         )
         proc = start(tmp_path, "db.duckdb")
-        wait_for(proc, "batch done")
-        own.stop()
-        assert proc.wait(timeout=60) == 1
+        try:
+            wait_for(proc, "batch done")
+            own.stop()
+            assert proc.wait(timeout=60) == 1
+        finally:
+            proc.kill()  # a run that did not end is not left behind
         stderr = proc.stderr.read()
         assert f"error: Cannot reach the Kafka broker at '{own.bootstrap}' for stream 'clicks'" in stderr
         assert "Traceback" not in stderr
