@@ -160,6 +160,11 @@ def test_a_broker_that_is_down_or_a_missing_topic_is_a_clear_error(broker):
     con.sql(stream_sql(down, "clicks", broker_timeout="INTERVAL '1' SECOND"))
     with pytest.raises(ExecutionError, match=r"Cannot reach the Kafka broker at '127.0.0.1:\d+' for stream 'clicks'"):
         con.sql("SELECT * FROM clicks")
+    con.sql(stream_sql(broker, "clicks", **{"properties.fetch.wait.maximum.ms": 5}))
+    with pytest.raises(
+        BindError, match="Kafka refuses the settings of stream 'clicks': No such configuration property"
+    ):
+        con.sql("SELECT * FROM clicks")
     topic = broker.topic("present", 1)
     con.sql(stream_sql(broker, topic[:-1]))
     with pytest.raises(BindError, match=f"has no topic '{topic[:-1]}'") as err:

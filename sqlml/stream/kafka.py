@@ -66,6 +66,19 @@ def client_config(stream: StreamDef, **extra: Any) -> dict[str, Any]:
     return {**config, **extra}
 
 
+def client(stream: StreamDef, kind: str, **extra: Any) -> Any:
+    """A librdkafka Consumer or Producer for the stream; a property librdkafka refuses is the
+    user's error, named."""
+    kafka = _kafka()
+    try:
+        return getattr(kafka, kind)(client_config(stream, **extra))
+    except kafka.KafkaException as err:
+        raise BindError(
+            f"Kafka refuses the settings of stream '{stream.name}': {_reason(err)}.",
+            hint="properties.* options are passed to librdkafka as they are: see its CONFIGURATION.md for the names.",
+        ) from None
+
+
 def _seconds(stream: StreamDef, option: str, default_us: int) -> float:
     return int(stream.options.get(option, default_us)) / 1e6
 
@@ -124,14 +137,11 @@ class KafkaSource:
             self.broker_down = self.broker_down or time.monotonic()
 
     def batches(self, stop: Any = None) -> Iterator[Batch]:
-        kafka = _kafka()
-        consumer = kafka.Consumer(
-            client_config(
-                self.stream,
-                **{"group.id": str(self.stream.options.get("group_id", f"sqlml-{self.stream.name}")),
-                   "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
-                   "isolation.level": "read_committed", "error_cb": self._on_error},
-            )
+        consumer = client(
+            self.stream, "Consumer",
+            **{"group.id": str(self.stream.options.get("group_id", f"sqlml-{self.stream.name}")),
+               "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+               "isolation.level": "read_committed", "error_cb": self._on_error},
         )  # fmt: skip
         try:
             yield from self._read(consumer, stop)
@@ -323,10 +333,10 @@ class KafkaSink:
         the staged rows Kafka already has."""
         kafka = _kafka()
         self.con.execute(f"CREATE {self.temp}TABLE IF NOT EXISTS {self.outbox} (seq BIGINT, value VARCHAR)")
-        self.group = kafka.Consumer(client_config(self.stream, **{"group.id": self.key, "enable.auto.commit": False}))
+        self.group = client(self.stream, "Consumer", **{"group.id": self.key, "enable.auto.commit": False})
         partitions(self.stream, self.group)
         timeout = _seconds(self.stream, "broker_timeout", BROKER_TIMEOUT_US)
-        self.producer = kafka.Producer(client_config(self.stream, **{"transactional.id": self.key}))
+        self.producer = client(self.stream, "Producer", **{"transactional.id": self.key})
         try:
             self.producer.init_transactions(timeout)
         except kafka.KafkaException as err:
@@ -366,6 +376,16 @@ class KafkaSink:
             ).fetchall()[0][0]
         )
 
+    def _produce(self, value: bytes) -> None:
+        """One message; when librdkafka's queue is full, wait for it to drain a little."""
+        while True:
+            try:
+                self.producer.produce(self.topic, value)
+                self.producer.poll(0)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
     def deliver(self) -> None:
         """Produce the staged rows, one Kafka transaction per micro-batch."""
         kafka = _kafka()
@@ -378,8 +398,7 @@ class KafkaSink:
             for seq in np.unique(seqs):
                 self.producer.begin_transaction()
                 for value in values[np.searchsorted(seqs, seq) : np.searchsorted(seqs, seq, side="right")]:
-                    self.producer.produce(self.topic, value.encode())
-                    self.producer.poll(0)
+                    self._produce(value.encode())
                 marker = [kafka.TopicPartition(self.topic, 0, int(seq))]
                 self.producer.send_offsets_to_transaction(marker, self.group.consumer_group_metadata(), timeout)
                 self.producer.commit_transaction(timeout)
