@@ -406,3 +406,40 @@ def test_a_broker_gone_mid_run_is_retried_then_an_error_and_nothing_is_lost_once
         "FROM clicks, range(2) AS r(k)) GROUP BY ALL"
     )
     assert table(tmp_path, "db.duckdb") == batch_result(rows, hop)
+
+
+def test_continuous_training_reads_a_topic_as_it_reads_files(broker, tmp_path):
+    """queries/realtime_cvr.sql's TRAIN over a 2-partition topic: the same windows, with the
+    same rows, as over the file (per-partition watermarks: nothing late), and close AUCs (the
+    rows of a window arrive in another order)."""
+    clicks = duckdb.sql(
+        "SELECT i % 500 AS user_id, i % 40 AS item_id, round(5 + (hash(i) % 9500) / 100.0, 2) AS price, "
+        "TIMESTAMP '2025-06-01 08:00:00' + INTERVAL (i * 2) SECOND AS ts, (price < 35) <> (hash(i * 31) % 100 < 8) "
+        "AS purchased FROM range(0, 5400) AS t(i)"
+    ).to_arrow_table()
+    rows = [{**r, "ts": str(r["ts"])} for r in clicks.to_pylist()]
+    topic = broker.topic("cvr", 2)
+    broker.produce(topic, rows, lambda i, _: i % 2)
+    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = "user_id BIGINT, item_id BIGINT, price DOUBLE, ts TIMESTAMP, purchased BOOLEAN"
+    sources = {
+        "kafka": f"connector = 'kafka', topic = '{topic}', bootstrap_servers = '{broker.bootstrap}', follow = false",
+        "files": f"connector = 'files', path = '{tmp_path}/clicks.jsonl', format = 'jsonl'",
+    }
+    metrics = {}
+    for name, options in sources.items():
+        con = sqlml.connect(catalog=tmp_path / name)
+        con.sql(f"CREATE STREAM clicks ({columns}, WATERMARK FOR ts AS ts - INTERVAL '30' SECOND) "
+                f"WITH ({options}, batch_size = 700)")  # fmt: skip
+        con.sql(
+            "TRAIN MODEL cvr USING lightgbm_classifier LABEL purchased WITH (update = 'retrain', rounds_per_window = 20, "
+            "promote = 'always', num_leaves = 7, seed = 7, num_threads = 1) AS SELECT item_id, price, purchased "
+            "FROM TABLE(HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' MINUTE, INTERVAL '1' HOUR))"
+        )
+        metrics[name] = con.sql("SELECT window_end, rows, auc FROM METRICS(MODEL cvr) ORDER BY window_end").fetchall()
+        assert con.sql("SELECT count(*) FROM clicks_late").fetchall() == [(0,)]
+    assert [r[:2] for r in metrics["kafka"]] == [r[:2] for r in metrics["files"]]
+    assert len(metrics["files"]) >= 15
+    for (_, _, kafka_auc), (_, _, files_auc) in zip(metrics["kafka"], metrics["files"]):
+        assert (kafka_auc is None) == (files_auc is None)
+        assert kafka_auc is None or abs(kafka_auc - files_auc) < 0.02

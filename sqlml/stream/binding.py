@@ -178,6 +178,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         copy_options = "(" + ", ".join(p.sql(dialect=Sqlml) for p in params) + ")" if params else ""
         if isinstance(query, exp.Subquery):
             query = query.this
+    _temporal_joins(binder, query)
     windows = [w for w in query.find_all(ast.WindowTable) if _stream_of(binder, w.args["table"])]
     plain = [
         t for t in query.find_all(exp.Table) if not isinstance(t.parent, ast.WindowTable) and _stream_of(binder, t)
@@ -296,6 +297,46 @@ def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> Ov
 def _stand_in(stream: StreamDef, k: int = 0) -> str:
     """An empty query with the stream's columns and types (`k` tells two apart)."""
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + f" WHERE {k + 1} = 0"
+
+
+def _temporal_joins(binder: Binder, query: exp.Expr) -> None:
+    """`JOIN t FOR SYSTEM_TIME AS OF s.ts ON ...` (Flink's temporal join against a versioned
+    table: one whose PRIMARY KEY holds a TIMESTAMP column, the time each version starts) becomes
+    DuckDB's ASOF JOIN: each event meets the version valid at its time, never a later one."""
+    for join in list(query.find_all(exp.Join)):
+        table = join.this
+        version = table.args.get("version") if isinstance(table, exp.Table) else None
+        if version is None:
+            continue
+        if _stream_of(binder, table) is not None:
+            raise binder.error("A temporal join against a stream is not supported yet: join a versioned table.", table,
+                               "Keep the versions in a table with PRIMARY KEY (key, valid_from).")  # fmt: skip
+        if (join.args.get("side") or "").upper() not in ("", "LEFT") or join.args.get("kind"):
+            raise binder.error("A temporal join is an inner or LEFT JOIN.", table)
+        valid_from = _version_time(binder, table)
+        at = exp.GTE(this=version.expression.copy(), expression=exp.column(valid_from, table=table.alias_or_name))
+        on = join.args.get("on")
+        join.set("on", exp.and_(on, at) if on is not None else at)
+        join.set("method", "ASOF")
+        table.set("version", None)
+
+
+def _version_time(binder: Binder, table: exp.Table) -> str:
+    """The TIMESTAMP column of a versioned table's PRIMARY KEY."""
+    assert binder.streams is not None
+    found = binder.streams.con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'"
+        " AND schema_name = coalesce(?, 'main')", [table.name, table.args["db"].name if table.args.get("db") else None],
+    ).fetchall()  # fmt: skip
+    columns = binder.columns(f"SELECT * FROM {quote(table.name)}", table) if found else {}
+    times = [c for c in (found[0][0] if found else []) if str(columns.get(c, "")).upper().startswith("TIMESTAMP")]
+    if len(times) != 1:
+        raise binder.error(
+            f"'{table.name}' is not a versioned table: FOR SYSTEM_TIME AS OF needs a PRIMARY KEY with one TIMESTAMP "
+            "column, the time each version starts.", table,
+            f"CREATE TABLE {table.name} (key ..., valid_from TIMESTAMP, ..., PRIMARY KEY (key, valid_from))",
+        )  # fmt: skip
+    return times[0]
 
 
 def _outer(query: exp.Select, stand_ins: list[str], inputs: list[StreamInput]) -> tuple[str, str]:

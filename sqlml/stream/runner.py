@@ -403,7 +403,9 @@ class Runner:
         """A LEFT interval join's left events that can no longer pair, output with NULLs."""
         left, right = self.inputs
         assert left.spec.reach is not None
-        reach = f"epoch_us({quote(left.stream.time)}) + {left.spec.reach} < {watermark}" if watermark else "TRUE"
+        reach = (
+            "TRUE" if watermark is None else f"epoch_us({quote(left.stream.time)}) + {left.spec.reach} < {watermark}"
+        )
         self._join_view(left, left.state, f"{reach} AND NOT __sqlml_paired")
         self._join_view(right, right.state, "FALSE")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE __sqlml_out AS {self.job.outer_sql}")
