@@ -1,7 +1,7 @@
-"""OVER aggregations over a stream (Flink's semantics): one row per event, output once the
-watermark is past the event's time, over a frame looking back from it; events before the
-watermark at their arrival are late. The property test in test_stream_shapes.py checks them
-against the batch query at any micro-batch size; these check lateness, ties and state."""
+"""OVER aggregations and deduplication over a stream (Flink's semantics): one row per event (or
+per key), output once the watermark is past the event's time; events before the watermark at
+their arrival are late. The property test in test_stream_shapes.py checks them against the
+batch query at any micro-batch size; these check lateness, ties and state."""
 
 from __future__ import annotations
 
@@ -77,3 +77,12 @@ def test_state_keeps_only_what_a_later_frame_can_reach(tmp_path):
         "SELECT s::DOUBLE, count(*) OVER (ORDER BY s RANGE BETWEEN 10 PRECEDING AND CURRENT ROW) FROM range(3600) t(s)"
     ).fetchall()
     assert sorted(con.sql("SELECT * FROM out").fetchall()) == sorted(expected)
+
+
+def test_deduplication_keeps_each_keys_first_event_and_late_ones_go_to_late():
+    con = pushed([10, 20, 5, 15, 30], keys=[1, 1, 2, 1, 2])  # 5 and 15 arrive after 20: late
+    got = rows(
+        con, "SELECT k, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM ev) WHERE rn = 1"
+    )
+    assert got == [(1, 10.0), (2, 30.0)]
+    assert con.sql("SELECT k, v FROM ev_late ORDER BY v").fetchall() == [(2, 5.0), (1, 15.0)]

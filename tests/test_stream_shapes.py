@@ -60,6 +60,10 @@ ACCEPTED = {
         "SELECT k, v, min(v) OVER (ORDER BY ts{tie} ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS low, "
         "avg(v) OVER (ORDER BY ts{tie} ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS mean FROM {ev}"
     ),
+    "deduplication (first event per key)": (
+        "SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts{tie}) AS rn FROM {ev} "
+        "WHERE v % 4 <> 0) WHERE rn = 1"
+    ),
     "window aggregate in a subquery": (
         f"SELECT window_end, n FROM (SELECT window_start, window_end, count(*) AS n FROM {TUMBLE} "
         "GROUP BY window_start, window_end) WHERE n > 1"
@@ -114,6 +118,14 @@ REFUSED = {
         "same window",
     ),
     "ROW_NUMBER over stream rows": ("SELECT row_number() OVER (ORDER BY ts) FROM ev", "is not supported"),
+    "Top-N over stream rows": (
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM ev) WHERE rn <= 3",
+        "deduplication only",
+    ),
+    "keep the last row": (
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM ev) WHERE rn = 1",
+        "deduplication only",
+    ),
     "OVER in a CTE": (
         "WITH o AS (SELECT sum(v) OVER (ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s FROM ev) "
         "SELECT * FROM o",

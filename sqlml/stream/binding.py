@@ -23,6 +23,8 @@ from sqlml.features import quote
 from sqlml.literals import interval_us, literal
 from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
+from sqlml.stream.dedup import VIEW as DEDUP_VIEW
+from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import bounds as interval_bounds
 from sqlml.stream.over import OverSpec, only_new, prepare
 from sqlml.stream.runner import BATCH, OVER_VIEW, Sink, StreamInput, StreamJob
@@ -205,8 +207,9 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
             "A query may read each stream once: through one window function, or directly.", first,
             "Join two streams through their windows (same window function on each), or use a CTE to read one window twice.",
         )  # fmt: skip
+    dedup = _dedup(binder, query, plain[0]) if len(plain) == 1 and not windows else None
     try:
-        shapes.check(query, lambda n: _kind(binder, n), joined[0] if joined else None)
+        shapes.check(query, lambda n: _kind(binder, n), joined[0] if joined else None, dedup[1] if dedup else None)
     except shapes.ShapeError as err:
         raise binder.error(err.message, err.node, err.hint.replace("TABLE s,", f"TABLE {names[0]},")) from None
     if sink == Sink.COPY and not target:
@@ -239,6 +242,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         stream = binder.streams.require(plain[0].name)
         overs = shapes.over_clauses(query) if isinstance(query, exp.Select) else []
         over = _over_spec(binder, overs, stream) if overs else None
+        view = DEDUP_VIEW if dedup else OVER_VIEW if over else BATCH
         # the stream is read through a typed, empty stand-in while binding (so that what reads
         # it, PREDICT's input say, can be described), which becomes the micro-batch when it runs
         stand_in = sqlglot.parse_one(_stand_in(stream), dialect=Sqlml)
@@ -255,7 +259,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         if source is not None:  # PREDICT over the stream: scored point in time
             source.set("stream_time", stream.time)
         needed = () if reads_all or over is None else tuple(sorted(referenced & {n for n, _ in stream.columns}))
-        inputs.append(StreamInput(stream, None, OVER_VIEW if over else BATCH, needed, over))
+        inputs.append(StreamInput(stream, None, view, needed, over, dedup=dedup[0] if dedup else None))
     binder.rewrite_all(query)
     hidden = prepare(query, over) if over is not None else ""  # type: ignore[arg-type]
     sql = query.sql(dialect=Sqlml)
@@ -269,6 +273,8 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         sql = sql.replace(rendered, f"SELECT * FROM {inputs[0].view}")
     if over is not None:
         sql = only_new(sql, hidden)
+    if dedup is not None and dedup[2]:
+        sql = f"SELECT * EXCLUDE (__sqlml_seq) FROM ({sql})"
     return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream, outer_sql)
 
 
@@ -297,6 +303,48 @@ def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> Ov
 def _stand_in(stream: StreamDef, k: int = 0) -> str:
     """An empty query with the stream's columns and types (`k` tells two apart)."""
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in stream.columns) + f" WHERE {k + 1} = 0"
+
+
+def _dedup(binder: Binder, query: exp.Expr, table: exp.Table) -> tuple[DedupSpec, exp.Select, bool] | None:
+    """Flink's deduplication: `SELECT ... FROM (SELECT ..., ROW_NUMBER() OVER (PARTITION BY k
+    ORDER BY ts) AS rn FROM stream [WHERE ...]) WHERE rn = 1`. Returns its spec, the inner
+    SELECT (ordered by arrival among equal times) and whether the output would show the arrival
+    number (both SELECTs read *)."""
+    inner = query.args["from_"].this.this if isinstance(query, exp.Select) and query.args.get("from_") else None
+    if not isinstance(inner, exp.Select) or inner.args.get("joins") or not inner.args.get("from_"):
+        return None
+    if inner.args["from_"].this is not table:
+        return None
+    numbered = [
+        e
+        for e in inner.expressions
+        if isinstance(e.unalias(), exp.Window) and isinstance(e.unalias().this, exp.RowNumber)
+    ]
+    if len(numbered) != 1 or not numbered[0].alias:
+        return None
+    window, name = numbered[0].unalias(), numbered[0].alias
+    stream = binder.streams.require(table.name)  # type: ignore[union-attr]
+    keys = window.args["order"].expressions if window.args.get("order") else []
+    where = query.args.get("where")
+    first = (
+        where is not None and isinstance(where.this, exp.EQ) and isinstance(where.this.this, exp.Column)
+        and where.this.this.name == name and where.this.expression.sql() == "1"
+    )  # fmt: skip
+    if (not first or len(keys) != 1 or keys[0].args.get("desc") or not isinstance(keys[0].this, exp.Column)
+            or keys[0].this.name != stream.time or not window.args.get("partition_by")):  # fmt: skip
+        raise binder.error(
+            "ROW_NUMBER over a stream's events is deduplication only: the first event of each key by event time.",
+            window, f"SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY {stream.time}) AS rn "
+            f"FROM {stream.name}) WHERE rn = 1 (Top-N and keep-last are not supported yet).",
+        )  # fmt: skip
+    window.args["order"].append("expressions", exp.Ordered(this=exp.column("__sqlml_seq")))
+    unqualified = lambda e: e.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)  # noqa: E731
+    partition = tuple(unqualified(p).sql(dialect=Sqlml) for p in window.args["partition_by"])
+    filter_ = inner.args.get("where")
+    spec = DedupSpec(stream.time, partition, unqualified(filter_.this).sql(dialect=Sqlml) if filter_ else None)
+    stars = all(any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                    for e in q.expressions) for q in (query, inner))  # fmt: skip
+    return spec, inner, stars
 
 
 def _temporal_joins(binder: Binder, query: exp.Expr) -> None:

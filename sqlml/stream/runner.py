@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
+from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
 from sqlml.stream.over import OverSpec
@@ -59,6 +60,7 @@ class StreamInput:
     needed: tuple[str, ...] = ()  # the stream columns the query reads (empty: all)
     over: OverSpec | None = None  # read directly, through OVER aggregates
     reach: int | None = None  # one side of an interval join: how long past its time an event can pair (µs)
+    dedup: DedupSpec | None = None  # read directly, keeping each key's first event
 
 
 class Sink(str, Enum):
@@ -126,7 +128,8 @@ class _Input:
     @property
     def keeps_state(self) -> bool:
         """Whether events wait in state for the watermark (windows, OVER aggregates)."""
-        return self.spec.window is not None or self.spec.over is not None or self.spec.reach is not None
+        spec = self.spec
+        return spec.window is not None or spec.over is not None or spec.reach is not None or spec.dedup is not None
 
     def watermark(self) -> int | None:
         """This input's watermark: None before its first event, +inf (None too) once ended."""
@@ -326,7 +329,7 @@ class Runner:
             if not inp.keeps_state:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {inp.columns} FROM {BATCH}_raw")
                 return self._emit()
-            if inp.spec.over is not None:
+            if inp.spec.over is not None or inp.spec.dedup is not None:
                 self.con.execute(f"INSERT INTO {inp.state} {self._not_late(inp, times, watermark)}")
                 return []
             if inp.spec.reach is not None:
@@ -412,6 +415,20 @@ class Runner:
         due = self.con.execute("SELECT count(*) FROM __sqlml_out").fetchall()[0][0]
         return self._emit() if due else []
 
+    def _fire_dedup(self, inp: _Input, watermark: int | None) -> list[pa.Table]:
+        """Output the first event of each key not seen yet among those the watermark has passed."""
+        spec = inp.spec.dedup
+        assert spec is not None
+        seen = f"{inp.state}_seen"
+        self.con.execute(spec.create_seen_sql(seen, inp.state, "" if self.durable else "TEMP "))
+        view = spec.candidates_sql(inp.state, seen, f"{inp.kept}, __sqlml_seq", watermark)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS {view}")
+        due = self.con.execute(f"SELECT count(*) FROM {inp.spec.view}").fetchall()[0][0]
+        emitted = self._emit() if due else []
+        self.con.execute(spec.remember_sql(seen))
+        self.con.execute(spec.forget_sql(inp.state, watermark))
+        return emitted
+
     def _fire_over(self, inp: _Input, watermark: int | None) -> list[pa.Table]:
         """Output the rows of the events the watermark has passed since the last time, then
         forget the events no later frame reaches."""
@@ -457,6 +474,8 @@ class Runner:
         each event in the windows it was not late for; then drop events no open window needs."""
         if self.inputs[0].spec.over is not None:  # OVER aggregates read one stream
             return self._fire_over(self.inputs[0], watermark)
+        if self.inputs[0].spec.dedup is not None:
+            return self._fire_dedup(self.inputs[0], watermark)
         if self.inputs[0].spec.reach is not None:  # an interval join: forget who can no longer pair
             emitted = self._unpaired(watermark) if self.job.outer_sql else []
             for inp in self.inputs:

@@ -50,11 +50,17 @@ class ShapeError(Exception):
 WINDOW_HINT = "Aggregate per window: FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, ..."
 
 
-def check(query: exp.Expr, reads_stream: Callable[[exp.Expr], Kind], interval_join: exp.Join | None = None) -> Kind:
+def check(
+    query: exp.Expr,
+    reads_stream: Callable[[exp.Expr], Kind],
+    interval_join: exp.Join | None = None,
+    dedup: exp.Select | None = None,
+) -> Kind:
     """The kind of `query`'s result, or a ShapeError. `reads_stream(node)` says what a table
     or window function node reads (Kind.TABLE for an ordinary table); `interval_join` is a join
-    of two streams' events with bounds on their times, which binding has found."""
-    return _Checker(reads_stream, query, interval_join).query(query, {})
+    of two streams' events with bounds on their times, and `dedup` the numbering SELECT of a
+    deduplication, which binding has found."""
+    return _Checker(reads_stream, query, interval_join, dedup).query(query, {})
 
 
 OVER_HINT = (
@@ -69,9 +75,13 @@ def over_clauses(select: exp.Select) -> list[exp.Window]:
 
 
 class _Checker:
-    def __init__(self, reads_stream: Callable[[exp.Expr], Kind], top: exp.Expr, interval_join: exp.Join | None) -> None:
+    def __init__(
+        self, reads_stream: Callable[[exp.Expr], Kind], top: exp.Expr, interval_join: exp.Join | None,
+        dedup: exp.Select | None,
+    ) -> None:  # fmt: skip
         self.reads_stream = reads_stream
         self.interval_join = interval_join
+        self.dedup = dedup
         self.top = top  # OVER aggregates over a stream's events: in the outermost SELECT only
 
     # -- relations --------------------------------------------------------------------
@@ -193,6 +203,8 @@ class _Checker:
         for key, what in checks:
             if node.args.get(key) is not None:
                 self.no_end(node.args[key], what)
+        if node is self.dedup:
+            return
         overs = over_clauses(node)
         if overs:
             self.over(node, overs)
