@@ -408,6 +408,7 @@ def test_a_broker_gone_mid_run_is_retried_then_an_error_and_nothing_is_lost_once
     assert table(tmp_path, "db.duckdb") == batch_result(rows, hop)
 
 
+@pytest.mark.slow
 def test_continuous_training_reads_a_topic_as_it_reads_files(broker, tmp_path):
     """queries/realtime_cvr.sql's TRAIN over a 2-partition topic: the same windows, with the
     same rows, as over the file (per-partition watermarks: nothing late), and close AUCs (the

@@ -25,6 +25,7 @@ from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
 from sqlml.stream.dedup import VIEW as DEDUP_VIEW
 from sqlml.stream.dedup import DedupSpec
+from sqlml.stream.interval_join import FOREVER
 from sqlml.stream.interval_join import bounds as interval_bounds
 from sqlml.stream.over import OverSpec, only_new, prepare
 from sqlml.stream.runner import BATCH, OVER_VIEW, Sink, StreamInput, StreamJob
@@ -412,17 +413,20 @@ def _interval_join(binder: Binder, query: exp.Expr, plain: list[exp.Table]) -> t
     a, b = (binder.streams.require(t.name) for t in plain)  # type: ignore[union-attr]
     on = join.args.get("on")
     found = interval_bounds(on, plain[0].alias_or_name, a.time, plain[1].alias_or_name, b.time) if on else None
-    if found is None:
+    side = (join.args.get("side") or join.args.get("kind") or "").upper()
+    if side not in ("", "INNER", "LEFT"):
         raise binder.error(
-            f"A join of streams '{a.name}' and '{b.name}' needs bounds on their event times: events would otherwise "
-            "wait for a partner forever.", join.this,
-            f"Add a time interval: ... ON a.k = b.k AND b.{b.time} BETWEEN a.{a.time} AND a.{a.time} + INTERVAL '30' "
-            "MINUTE (an interval join), or join their windows.",
-        )  # fmt: skip
-    if (join.args.get("side") or join.args.get("kind") or "").upper() not in ("", "INNER", "LEFT"):
-        raise binder.error(
-            "RIGHT and FULL interval joins are not supported yet: write a LEFT or inner JOIN.", join.this
+            "RIGHT and FULL joins of streams are not supported yet: write a LEFT or inner JOIN.", join.this
         )
+    if found is None and side == "LEFT":
+        raise binder.error(
+            f"A LEFT JOIN of streams '{a.name}' and '{b.name}' needs bounds on their event times: an event of "
+            f"'{a.name}' without a partner would wait forever to be output with NULLs.", join.this,
+            f"Add a time interval: ... ON a.k = b.k AND b.{b.time} BETWEEN a.{a.time} AND a.{a.time} + INTERVAL '30' "
+            "MINUTE (an interval join).",
+        )  # fmt: skip
+    if found is None:  # a regular join: every event is kept, as Flink's without a state TTL
+        return join, (FOREVER, FOREVER)
     low, high = found
     if low > high:
         raise binder.error("The join's time bounds leave no interval: the lower is above the upper.", on)

@@ -10,6 +10,9 @@ after the watermark. With `b.ts - a.ts` within [low, high], an `a` event can sti
 `a.ts + high` is not before the watermark, and a `b` event while `b.ts - low` is not: each
 side's `reach` (high for `a`, -low for `b`) says how long it is kept.
 
+An inner join of two streams without time bounds is Flink's regular join: every event is kept
+for as long as the query runs, and none is late (all pairs are found whenever they arrive).
+
 >>> import sqlglot
 >>> on = sqlglot.parse_one("SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '30' MINUTE")
 >>> bounds(on.args["joins"][0].args["on"], "a", "ts", "b", "ts")
@@ -22,6 +25,7 @@ from sqlglot import exp
 
 from sqlml.features import quote
 
+FOREVER = 2**62  # the reach of both sides of a regular join (no time bounds): every event is kept
 UNITS = {"MICROSECOND": 1, "MILLISECOND": 1_000, "SECOND": 1_000_000, "MINUTE": 60_000_000, "HOUR": 3_600_000_000,
          "DAY": 86_400_000_000}  # fmt: skip
 
@@ -87,7 +91,9 @@ def bounds(on: exp.Expr, a: str, a_time: str, b: str, b_time: str) -> tuple[int,
 
 
 def forget_sql(state: str, time: str, reach: int, watermark: int | None) -> str:
-    """Drop the events of one side that no event still to come can pair with."""
+    """Drop the events of one side that no event still to come can pair with ("": none)."""
     if watermark is None:
         return f"DELETE FROM {state}"
+    if reach >= FOREVER:
+        return ""  # a regular join forgets nothing while it runs
     return f"DELETE FROM {state} WHERE epoch_us({quote(time)}) + {reach} < {watermark}"

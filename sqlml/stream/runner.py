@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from sqlml.features import quote
 from sqlml.stream.dedup import DedupSpec
-from sqlml.stream.interval_join import forget_sql
+from sqlml.stream.interval_join import FOREVER, forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
 from sqlml.stream.over import OverSpec
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
@@ -376,7 +376,10 @@ class Runner:
     def _pair(self, inp: _Input, times: np.ndarray, watermark: np.ndarray) -> list[pa.Table]:
         """An interval join's step: this side's new events meet the other side's kept ones (a
         pair is output when its later event arrives), then wait in state themselves."""
-        keep = self._not_late(inp, times, watermark)
+        if inp.spec.reach is not None and inp.spec.reach >= FOREVER:  # a regular join: nothing is late
+            keep = f"SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {BATCH}_raw"
+        else:
+            keep = self._not_late(inp, times, watermark)
         self._join_view(inp, f"({keep})")
         for other in self.inputs:
             if other is not inp:
@@ -480,7 +483,9 @@ class Runner:
             emitted = self._unpaired(watermark) if self.job.outer_sql else []
             for inp in self.inputs:
                 assert inp.spec.reach is not None
-                self.con.execute(forget_sql(inp.state, inp.stream.time, inp.spec.reach, watermark))
+                forget = forget_sql(inp.state, inp.stream.time, inp.spec.reach, watermark)
+                if forget:
+                    self.con.execute(forget)
             return emitted
         deletes = []
         for inp in self.inputs:
