@@ -216,11 +216,7 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     if sink == Sink.COPY and not target:
         raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
     referenced = {c.name for c in query.find_all(exp.Column)}
-    reads_all = any(
-        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-        for select in query.find_all(exp.Select)
-        for e in select.expressions
-    )
+    reads_all = any(shapes.reads_star(select) for select in query.find_all(exp.Select))
     inputs = []
     for k, tvf in enumerate(windows):
         stream = binder.streams.require(tvf.args["table"].name)
@@ -296,9 +292,8 @@ def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> Ov
         size = int(start.name)
     else:
         raise binder.error(f"A ROWS frame counts rows: {start.sql(dialect=Sqlml)} is not a whole number.", start)
-    unqualified = [p.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)
-                   for p in window.args.get("partition_by") or []]  # fmt: skip
-    return OverSpec(stream.time, kind, size, tuple(p.sql(dialect=Sqlml) for p in unqualified))
+    partition = window.args.get("partition_by") or []
+    return OverSpec(stream.time, kind, size, tuple(shapes.unqualified(p).sql(dialect=Sqlml) for p in partition))
 
 
 def _stand_in(stream: StreamDef, k: int = 0) -> str:
@@ -339,12 +334,10 @@ def _dedup(binder: Binder, query: exp.Expr, table: exp.Table) -> tuple[DedupSpec
             f"FROM {stream.name}) WHERE rn = 1 (Top-N and keep-last are not supported yet).",
         )  # fmt: skip
     window.args["order"].append("expressions", exp.Ordered(this=exp.column("__sqlml_seq")))
-    unqualified = lambda e: e.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)  # noqa: E731
-    partition = tuple(unqualified(p).sql(dialect=Sqlml) for p in window.args["partition_by"])
+    partition = tuple(shapes.unqualified(p).sql(dialect=Sqlml) for p in window.args["partition_by"])
     filter_ = inner.args.get("where")
-    spec = DedupSpec(stream.time, partition, unqualified(filter_.this).sql(dialect=Sqlml) if filter_ else None)
-    stars = all(any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-                    for e in q.expressions) for q in (query, inner))  # fmt: skip
+    spec = DedupSpec(stream.time, partition, shapes.unqualified(filter_.this).sql(dialect=Sqlml) if filter_ else None)
+    stars = shapes.reads_star(query) and shapes.reads_star(inner)
     return spec, inner, stars
 
 
@@ -391,9 +384,7 @@ def _version_time(binder: Binder, table: exp.Table) -> str:
 def _outer(query: exp.Select, stand_ins: list[str], inputs: list[StreamInput]) -> tuple[str, str]:
     """A LEFT interval join's query with both sides' arrival numbers (for the runner to tell
     pairs from the left side's unpaired events), and the query that outputs its rows."""
-    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-               for e in query.expressions)  # fmt: skip
-    if not star:
+    if not shapes.reads_star(query):
         query.select("__sqlml_seq_0", "__sqlml_seq_1", copy=False)
     sql = query.sql(dialect=Sqlml)
     for rendered_k, inp in zip(stand_ins, inputs):

@@ -24,10 +24,9 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlml.features import quote
+from sqlml.literals import _MICROSECONDS as UNITS
 
 FOREVER = 2**62  # the reach of both sides of a regular join (no time bounds): every event is kept
-UNITS = {"MICROSECOND": 1, "MILLISECOND": 1_000, "SECOND": 1_000_000, "MINUTE": 60_000_000, "HOUR": 3_600_000_000,
-         "DAY": 86_400_000_000}  # fmt: skip
 
 
 def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
@@ -43,7 +42,7 @@ def _interval(node: exp.Expr) -> int | None:
     unit = node.args.get("unit") if isinstance(node, exp.Interval) else None
     name = unit.name.upper().rstrip("S") if unit is not None else ""
     try:
-        return int(round(float(node.this.name) * UNITS[name])) if name in UNITS else None
+        return int(round(float(node.this.name) * UNITS[name])) if name in UNITS else None  # as literals.interval_us
     except ValueError:
         return None
 

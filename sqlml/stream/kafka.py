@@ -156,14 +156,16 @@ class KafkaSource:
         start = self.stream.options.get("start", "earliest")
         resume = {p: int(saved[str(p)][0]) for p in ids if saved.get(str(p), [None])[0] is not None}
         new = [p for p in ids if p not in resume]
-        if start == "group" and new:
-            committed = consumer.committed([kafka.TopicPartition(self.topic, p) for p in new], timeout=10)
-            begin = {tp.partition: tp.offset if tp.offset >= 0 else kafka.OFFSET_BEGINNING for tp in committed}
-        elif start not in STARTS and new:  # a timestamp, in milliseconds since the epoch
-            asked = [kafka.TopicPartition(self.topic, p, int(start)) for p in new]
-            begin = {tp.partition: tp.offset for tp in consumer.offsets_for_times(asked, timeout=10)}
-        else:
-            begin = dict.fromkeys(new, kafka.OFFSET_END if start == "latest" else kafka.OFFSET_BEGINNING)
+        begin = dict.fromkeys(new, kafka.OFFSET_END if start == "latest" else kafka.OFFSET_BEGINNING)
+        try:
+            if start == "group" and new:
+                committed = consumer.committed([kafka.TopicPartition(self.topic, p) for p in new], timeout=10)
+                begin = {tp.partition: tp.offset if tp.offset >= 0 else kafka.OFFSET_BEGINNING for tp in committed}
+            elif start not in STARTS and new:  # a timestamp, in milliseconds since the epoch
+                asked = [kafka.TopicPartition(self.topic, p, int(start)) for p in new]
+                begin = {tp.partition: tp.offset for tp in consumer.offsets_for_times(asked, timeout=10)}
+        except kafka.KafkaException as err:
+            raise _unreachable(self.stream, err, 10) from None
         consumer.assign([kafka.TopicPartition(self.topic, p, resume[p] if p in resume else begin[p]) for p in ids])
         for p in new:
             saved.setdefault(str(p), [None, None])
@@ -352,7 +354,10 @@ class KafkaSink:
         """The number of the last micro-batch Kafka has (asked once: later this run knows)."""
         if self.delivered is None:
             kafka = _kafka()
-            found = self.group.committed([kafka.TopicPartition(self.topic, 0)], timeout=10)
+            try:
+                found = self.group.committed([kafka.TopicPartition(self.topic, 0)], timeout=10)
+            except kafka.KafkaException as err:
+                raise _unreachable(self.stream, err, 10) from None
             self.delivered = max(int(found[0].offset), 0)
         return self.delivered
 

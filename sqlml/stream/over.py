@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from sqlml.features import quote
+from sqlml.stream.shapes import reads_star
 
 NEW = "__sqlml_new"  # true for the rows to output this time
 SEQ = "__sqlml_seq"  # arrival order
@@ -67,8 +68,7 @@ class OverSpec:
 def prepare(query: exp.Select, spec: OverSpec) -> str:
     """Make the query's AST run as it must each time (ROWS frames ordered by arrival among equal
     times, the new-row mark selected); returns the hidden columns for `only_new`."""
-    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-               for e in query.expressions)  # fmt: skip
+    star = reads_star(query)
     if spec.kind == "ROWS":
         for window in query.find_all(exp.Window):
             window.args["order"].append("expressions", exp.Ordered(this=exp.column(SEQ)))

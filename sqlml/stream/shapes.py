@@ -289,6 +289,21 @@ def _frame(window: exp.Window) -> str:
     )
 
 
+def is_star(e: exp.Expr) -> bool:
+    """Whether a SELECT expression is `*` or `t.*`."""
+    return isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+
+
+def reads_star(select: exp.Expr) -> bool:
+    """Whether a SELECT's list has `*` or `t.*`."""
+    return any(is_star(e) for e in select.expressions)
+
+
+def unqualified(node: exp.Expr) -> exp.Expr:
+    """An expression with its columns' table names dropped (to run over one view or table)."""
+    return node.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)
+
+
 def _set_name(node: exp.SetOperation) -> str:
     name = type(node).__name__.upper()
     return f"{name} ALL" if isinstance(node, exp.Union) and not node.args.get("distinct") else name
@@ -304,7 +319,7 @@ def _output_names(node: exp.Expr) -> set[str] | None:
         return set()
     names = set()
     for e in node.expressions:
-        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+        if is_star(e):
             return None
         names.add(e.alias_or_name)
     return names
