@@ -210,7 +210,7 @@ def test_streams_in_the_repl(term, tmp_path):
         "GROUP BY window_start, window_end;"
     )
     assert "2025-01-01 00:01:00" in out
-    assert "cannot use an aggregate" in term.run("SELECT count(*) FROM ev;")
+    assert "+I" in term.run("SELECT count(*) FROM ev;")  # an updating query: its changelog
 
 
 def test_a_file_that_cannot_be_written_is_an_error_not_an_exit(term, tmp_path):

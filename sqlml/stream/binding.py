@@ -3,13 +3,16 @@
 A query over a stream becomes a StreamJob: the window table function over the stream reads
 the rows of the windows that just closed (`__sqlml_fired`), a plain reference to the stream
 reads the current micro-batch (`__sqlml_batch`), and the statement around it (SELECT,
-INSERT INTO, COPY ... TO) is the sink. Query shapes with no streaming meaning are refused
+INSERT INTO, COPY ... TO) is the sink. A query whose rows change as events arrive (GROUP BY
+without a window, Top-N, joins in which events meet each other) is an updating query, its
+output a changelog (see changelog.py). Query shapes with no streaming meaning are refused
 here, with what would work instead.
 """
 
 from __future__ import annotations
 
 import glob
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
@@ -23,6 +26,8 @@ from sqlml.features import quote
 from sqlml.literals import interval_us, literal
 from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
+from sqlml.stream.changelog import ChangelogSpec
+from sqlml.stream.changelog_keys import Keys, keys
 from sqlml.stream.dedup import VIEW as DEDUP_VIEW
 from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import FOREVER
@@ -162,8 +167,26 @@ def _stream_of(binder: Binder, table: exp.Expr) -> StreamDef | None:
     return binder.streams.get(table.name) if binder.streams is not None else None
 
 
+class _Updating(Exception):
+    """The query is an updating one (see changelog.py): `reason` says what makes it so."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     """The StreamJob for a statement that reads a stream, or None when it reads none."""
+    original = node.copy()
+    try:
+        return _bind_append_only(binder, node)
+    except _Updating as updating:
+        return bind_updating(binder, original, updating.reason)
+
+
+def _sink(binder: Binder, node: exp.Expr) -> tuple[Sink, str, str, exp.Expr, StreamDef | None]:
+    """Where a statement's rows go: the sink, its target, COPY's options, the query, and the
+    Kafka stream an INSERT writes to."""
     sink, target, copy_options, query = Sink.SELECT, "", "", node
     sink_stream = None
     if isinstance(node, exp.Insert):
@@ -181,6 +204,12 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         copy_options = "(" + ", ".join(p.sql(dialect=Sqlml) for p in params) + ")" if params else ""
         if isinstance(query, exp.Subquery):
             query = query.this
+    return sink, target, copy_options, query, sink_stream
+
+
+def _bind_append_only(binder: Binder, node: exp.Expr) -> StreamJob | None:
+    """A query whose output rows, once out, stand: raises _Updating for one whose rows change."""
+    sink, target, copy_options, query, sink_stream = _sink(binder, node)
     _temporal_joins(binder, query)
     windows = [w for w in query.find_all(ast.WindowTable) if _stream_of(binder, w.args["table"])]
     plain = [
@@ -203,6 +232,8 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
         )  # fmt: skip
     names = [w.args["table"].name.lower() for w in windows] + [t.name.lower() for t in plain]
     joined = _interval_join(binder, query, plain) if len(plain) == 2 and len(set(names)) == 2 else None
+    if not windows and ((len(plain) > 1 and joined is None) or len(set(names)) < len(names)):
+        raise _Updating("a join in which a stream's events meet each other")
     if (len(plain) > 1 and joined is None) or len(set(names)) < len(names):
         raise binder.error(
             "A query may read each stream once: through one window function, or directly.", first,
@@ -212,6 +243,8 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     try:
         shapes.check(query, lambda n: _kind(binder, n), joined[0] if joined else None, dedup[1] if dedup else None)
     except shapes.ShapeError as err:
+        if err.updating and not windows:
+            raise _Updating(err.updating) from None
         raise binder.error(err.message, err.node, err.hint.replace("TABLE s,", f"TABLE {names[0]},")) from None
     if sink == Sink.COPY and not target:
         raise binder.error("COPY of a stream needs a folder: COPY (...) TO 'out/' (FORMAT parquet).", node)
@@ -275,6 +308,86 @@ def bind_stream_query(binder: Binder, node: exp.Expr) -> StreamJob | None:
     return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream, outer_sql)
 
 
+UPDATING_HINT = (
+    "INSERT INTO a table with a PRIMARY KEY (the changes are applied as upserts), or SELECT to see the changes; "
+    "or aggregate per window for rows that never change: FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' "
+    "MINUTE)) GROUP BY window_start, window_end, ..."
+)
+
+
+def bind_updating(binder: Binder, node: exp.Expr, reason: str) -> StreamJob:
+    """An updating query (see changelog.py): each stream read through a view of its events so
+    far, the output a changelog for a SELECT, upserts for an INSERT into a keyed table."""
+    sink, target, _, query, _ = _sink(binder, node)
+    if sink not in (Sink.SELECT, Sink.INSERT):
+        what = "COPY writes files" if sink == Sink.COPY else "A Kafka stream takes rows"
+        raise binder.error(f"{what} that stay as written, but this query's rows change as events arrive "
+                           f"({reason}).", query, UPDATING_HINT)  # fmt: skip
+    _temporal_joins(binder, query)
+    assert binder.streams is not None
+    tables = [t for t in query.find_all(exp.Table) if _stream_of(binder, t)]
+    if any(isinstance(t.parent, ast.QuerySource) for t in tables):
+        raise binder.error("PREDICT over a stream scores each event once, as it arrives; this query's rows change "
+                           f"as events arrive ({reason}).", node, UPDATING_HINT)  # fmt: skip
+    streams: list[StreamDef] = []
+    for table in tables:
+        stream = binder.streams.require(table.name)
+        if stream not in streams:
+            streams.append(stream)
+    referenced = {c.name for c in query.find_all(exp.Column)}
+    reads_all = any(shapes.reads_star(select) for select in query.find_all(exp.Select))
+    found = keys(query, {n for n, _ in streams[0].columns}) if len(tables) == 1 else Keys(None)
+    stand_ins = [sqlglot.parse_one(_stand_in(stream, k), dialect=Sqlml) for k, stream in enumerate(streams)]
+    for table in tables:
+        alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+        stand_in = stand_ins[streams.index(binder.streams.require(table.name))]
+        table.replace(exp.Subquery(this=stand_in.copy(), alias=alias))
+    binder.rewrite_all(query)
+    sql = query.sql(dialect=Sqlml)
+    columns = tuple(binder.columns(sql, query))
+    inputs = []
+    for k, (stream, stand_in) in enumerate(zip(streams, stand_ins)):
+        view = f"__sqlml_updating_{k}"
+        sql = sql.replace(stand_in.sql(dialect=Sqlml), f"SELECT * FROM {view}")
+        needed = () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns}))
+        inputs.append(StreamInput(stream, None, view, needed))
+    spec = ChangelogSpec(columns, found.key, found.partition, found.carried)
+    if sink == Sink.INSERT:
+        spec = _upsert_keys(binder, node.this, spec, reason)
+    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, changelog=spec)
+
+
+def _upsert_keys(binder: Binder, into: exp.Expr, spec: ChangelogSpec, reason: str) -> ChangelogSpec:
+    """The target's PRIMARY KEY, and the output columns that fill it (by position, as INSERT)."""
+    table = into.this if isinstance(into, exp.Schema) else into
+    assert isinstance(table, exp.Table) and binder.streams is not None
+    found = binder.streams.con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'"
+        " AND schema_name = coalesce(?, 'main')", [table.name, table.args["db"].name if table.args.get("db") else None],
+    ).fetchall()  # fmt: skip
+    listed = [e.name for e in into.expressions] if isinstance(into, exp.Schema) else None
+    targets = listed or list(binder.columns(f"SELECT * FROM {table.sql(dialect=Sqlml)}", table))
+    if not found:
+        key = [targets[spec.columns.index(k)] for k in spec.key or () if spec.columns.index(k) < len(targets)]
+        raise binder.error(
+            f"Table '{table.name}' has no PRIMARY KEY, and this query's rows change as events arrive ({reason}): "
+            "an INSERT applies the changes as upserts by the table's key.", table,
+            f"CREATE TABLE {table.name} (..., PRIMARY KEY ({', '.join(key) or 'k'})); or aggregate per window for "
+            "rows that never change (TUMBLE ... GROUP BY window_start, window_end, ...).",
+        )  # fmt: skip
+    if len(targets) != len(spec.columns):
+        raise binder.error(f"INSERT INTO '{table.name}' fills {len(targets)} columns, but the query gives "
+                           f"{len(spec.columns)}.", table)  # fmt: skip
+    lower = [t.lower() for t in targets]
+    primary = list(found[0][0])
+    missing = [k for k in primary if k.lower() not in lower]
+    if missing:
+        raise binder.error(f"The INSERT's column list leaves out '{missing[0]}', part of the PRIMARY KEY of "
+                           f"'{table.name}': an upsert needs the whole key.", into)  # fmt: skip
+    sink_key = tuple(spec.columns[lower.index(k.lower())] for k in primary)
+    return replace(spec, sink_key=sink_key, target_key=tuple(primary), table=table.sql(dialect=Sqlml))
+
+
 def _over_spec(binder: Binder, overs: list[exp.Window], stream: StreamDef) -> OverSpec:
     """The window of a query's OVER aggregates (shapes has checked that there is one)."""
     window = overs[0]
@@ -328,11 +441,7 @@ def _dedup(binder: Binder, query: exp.Expr, table: exp.Table) -> tuple[DedupSpec
     )  # fmt: skip
     if (not first or len(keys) != 1 or keys[0].args.get("desc") or not isinstance(keys[0].this, exp.Column)
             or keys[0].this.name != stream.time or not window.args.get("partition_by")):  # fmt: skip
-        raise binder.error(
-            "ROW_NUMBER over a stream's events is deduplication only: the first event of each key by event time.",
-            window, f"SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY {stream.time}) AS rn "
-            f"FROM {stream.name}) WHERE rn = 1 (Top-N and keep-last are not supported yet).",
-        )  # fmt: skip
+        raise _Updating("ROW_NUMBER keeping the top rows of each key (Top-N, or the last row)")
     window.args["order"].append("expressions", exp.Ordered(this=exp.column("__sqlml_seq")))
     partition = tuple(shapes.unqualified(p).sql(dialect=Sqlml) for p in window.args["partition_by"])
     filter_ = inner.args.get("where")
@@ -405,17 +514,9 @@ def _interval_join(binder: Binder, query: exp.Expr, plain: list[exp.Table]) -> t
     on = join.args.get("on")
     found = interval_bounds(on, plain[0].alias_or_name, a.time, plain[1].alias_or_name, b.time) if on else None
     side = (join.args.get("side") or join.args.get("kind") or "").upper()
-    if side not in ("", "INNER", "LEFT"):
-        raise binder.error(
-            "RIGHT and FULL joins of streams are not supported yet: write a LEFT or inner JOIN.", join.this
-        )
-    if found is None and side == "LEFT":
-        raise binder.error(
-            f"A LEFT JOIN of streams '{a.name}' and '{b.name}' needs bounds on their event times: an event of "
-            f"'{a.name}' without a partner would wait forever to be output with NULLs.", join.this,
-            f"Add a time interval: ... ON a.k = b.k AND b.{b.time} BETWEEN a.{a.time} AND a.{a.time} + INTERVAL '30' "
-            "MINUTE (an interval join).",
-        )  # fmt: skip
+    if side not in ("", "INNER", "LEFT") or (found is None and side == "LEFT"):
+        raise _Updating(f"a {side} JOIN of streams: a row without a partner is output with NULLs, then retracted "
+                        "when one comes")  # fmt: skip
     if found is None:  # a regular join: every event is kept, as Flink's without a state TTL
         return join, (FOREVER, FOREVER)
     low, high = found

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
+from sqlml.stream.changelog import Changelog, ChangelogSpec
 from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import FOREVER, forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
@@ -87,6 +88,7 @@ class StreamJob:
     # a LEFT interval join: the query with each side's arrival number (`__sqlml_seq_0`, `_1`),
     # which fills `__sqlml_out`, the table `query_sql` reads (see interval_join.py)
     outer_sql: str = ""
+    changelog: ChangelogSpec | None = None  # an updating query (see changelog.py)
 
     @property
     def query_id(self) -> str:
@@ -163,6 +165,11 @@ class Runner:
         self.seq = 0
         self.parts = 0  # COPY files written, part of the checkpoint
         self.closed_up_to: int | None = None  # windows ending at or before this have fired
+        self.changelog: Changelog | None = None
+        if job.changelog is not None:
+            prefix = "sqlml_state" if durable else "__sqlml_state"
+            result = f"{prefix}_{job.query_id}_result"
+            self.changelog = Changelog(con, job.changelog, job.query_sql, result, "" if durable else "TEMP ")
         self.kafka: KafkaSink | None = None
         if job.sink == Sink.KAFKA:
             assert job.sink_stream is not None
@@ -238,9 +245,14 @@ class Runner:
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT"
                     f"{', __sqlml_paired BOOLEAN' if self.job.outer_sql else ''})"
                 )
+            if self.changelog is not None:  # every event, for as long as the query runs
+                self.con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql})")
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept} FROM {inp.state}")
             inp.source = self._open(inp)
             follows = isinstance(inp.source, (FileSource, KafkaSource))
             inp.batches = inp.source.batches(self.stop) if follows else inp.source.batches()
+        if self.changelog is not None:
+            self.changelog.open()
         while not all(i.ended for i in self.inputs):
             for inp in self.inputs:
                 if inp.ended:
@@ -326,6 +338,8 @@ class Runner:
         self.seq += events.num_rows
         self.con.register(BATCH + "_raw", events)
         try:
+            if self.changelog is not None:
+                return self._update(inp)
             if not inp.keeps_state:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {inp.columns} FROM {BATCH}_raw")
                 return self._emit()
@@ -338,6 +352,20 @@ class Runner:
             return []
         finally:
             self.con.unregister(BATCH + "_raw")
+
+    def _update(self, inp: _Input) -> list[pa.Table]:
+        """An updating query's step: keep the new events, recompute, output the changes."""
+        assert self.changelog is not None
+        self.con.execute(f"INSERT INTO {inp.state} SELECT {inp.kept} FROM {BATCH}_raw")
+        views = [(i.spec.view, i.state, i.kept) for i in self.inputs]
+        if not self.changelog.step(views, f"{BATCH}_raw" if len(self.inputs) == 1 else None):
+            return []
+        if self.job.sink == Sink.INSERT:
+            self.progress.emitted += self.changelog.upsert(self.job.target)
+            return []
+        table = self.con.sql(self.changelog.changes_sql()).to_arrow_table()
+        self.progress.emitted += table.num_rows
+        return [table]
 
     def _assign(
         self, inp: _Input, times: np.ndarray, watermark: np.ndarray, fetch: Callable[[list[int]], pa.Table] | None

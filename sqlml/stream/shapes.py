@@ -5,7 +5,9 @@ directly) or over the rows of the windows that just closed (a stream read throug
 function). Its result equals the batch query's only if no row depends on which other rows
 arrived in the same micro-batch. `check(query, reads_stream)` decides that on the query as
 it binds, with CTEs and subqueries followed to what they read and set operations taken
-branch by branch, and refuses the rest with what would work instead.
+branch by branch, and refuses the rest with what would work instead. A refusal that marks
+the query as updating (an aggregate, DISTINCT, a join of a stream's events with each other)
+sends binding to run it as a changelog instead (see changelog.py).
 
 The rules, for a relation derived from a stream ("stream rows": each event once; "window
 rows": each closed window's rows, all at once):
@@ -42,9 +44,10 @@ class Kind(IntEnum):
 class ShapeError(Exception):
     """A query shape with no streaming meaning: `node` is where, `hint` what to write."""
 
-    def __init__(self, message: str, node: exp.Expr, hint: str) -> None:
+    def __init__(self, message: str, node: exp.Expr, hint: str, updating: str = "") -> None:
         super().__init__(message)
         self.message, self.node, self.hint = message, node, hint
+        self.updating = updating  # what makes the query an updating one (see changelog.py), if it is
 
 
 WINDOW_HINT = "Aggregate per window: FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, ..."
@@ -159,6 +162,7 @@ class _Checker:
                 join.this,
                 "Join two streams (or one stream with itself) through windows: the same window function "
                 "on each side, ON a.window_start = b.window_start AND a.window_end = b.window_end.",
+                "a join in which a stream's events meet each other" if left == kind else "",
             )
         if left == Kind.WINDOWS and kind == Kind.WINDOWS and not _joins_on_bounds(join):
             raise ShapeError(
@@ -237,10 +241,12 @@ class _Checker:
                                  OVER_HINT)  # fmt: skip
 
     def no_end(self, node: exp.Expr, what: str) -> None:
+        updating = what in ("GROUP BY", "DISTINCT", "HAVING", "an aggregate")
         raise ShapeError(
             f"A query reading a stream directly cannot use {what}: the stream has no end to wait for.",
             node,
             WINDOW_HINT,
+            f"{what} over a stream's events without a window" if updating else "",
         )
 
     def windowed(self, node: exp.Select) -> None:
