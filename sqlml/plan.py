@@ -281,15 +281,19 @@ class Binder:
                     "INTERVAL '1' HOUR)); or INSERT the stream INTO a table and read that.",
                 )
 
-    def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
-        """The columns of a query, by name; two columns of one name are an error (a feature or
-        label would be ambiguous)."""
+    def described(self, sql: str, node: exp.Expr | None) -> list[tuple[str, Any]]:
+        """The columns of a query, in order: (name, type)."""
         for call, stand_in in self.stand_ins:
             sql = sql.replace(call, stand_in)
         try:
-            described = self.describe(sql)
+            return self.describe(sql)
         except SqlmlError as err:
             raise err.located(self.statement.span_of(node))
+
+    def columns(self, sql: str, node: exp.Expr | None) -> dict[str, Any]:
+        """The columns of a query, by name; two columns of one name are an error (a feature or
+        label would be ambiguous)."""
+        described = self.described(sql, node)
         seen: dict[str, str] = {}
         for name, _ in described:
             if name.lower() in seen:

@@ -99,6 +99,11 @@ UPDATING = {
     "self-join through a CTE": (
         "WITH s AS (SELECT * FROM {ev}) SELECT a.v, b.v AS v2 FROM s AS a JOIN s AS b ON a.k = b.k AND a.v < b.v"
     ),
+    "self-join, insert-only": "SELECT a.v, b.v AS v2 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND a.v <= b.v",
+    "three-way self-join with UNION ALL, insert-only": (
+        "SELECT a.v, b.v AS v2 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND b.v = a.v + 1 JOIN {ev} AS c "
+        "ON c.k = b.k AND c.v > b.v UNION ALL SELECT v, v FROM {ev} WHERE k = 2"
+    ),
     "LEFT self-join without time bounds": (
         "WITH s AS (SELECT * FROM {ev}) SELECT a.v, b.v AS v2 FROM s AS a LEFT JOIN s AS b ON b.v = a.v + 3 AND a.k = b.k"
     ),

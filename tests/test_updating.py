@@ -178,3 +178,18 @@ def test_an_updating_select_prints_its_changelog_through_the_cli(tmp_path):
     rows = [r for r in csv.reader(proc.stdout.splitlines()) if r]
     assert rows == [["op", "k", "n"], ["+I", "0", "2"], ["+I", "1", "1"],
                     ["op", "k", "n"], ["-U", "0", "2"], ["+U", "0", "3"], ["-U", "1", "1"], ["+U", "1", "2"]]  # fmt: skip
+
+
+def test_an_insert_only_self_join_appends_to_a_table_without_a_key(con):
+    """A join in which a stream's events meet each other, with no aggregate: rows once out stand,
+    so any sink takes them; each pair is found once, from the later of its two events."""
+    rng = random.Random(8)
+    table = shuffled_events(rng, 60, 5)
+    create(con)
+    con.execute("CREATE TABLE pairs (a BIGINT, b BIGINT)")
+    push_in_pieces(con, "ev", table, rng)
+    query = "SELECT a.v, b.v FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND a.ts < b.ts"
+    con.sql("INSERT INTO pairs " + query.format(ev="ev"))
+    con.connection.register("ev_arrow", table)
+    expected = con.connection.sql(query.format(ev="ev_arrow")).fetchall()
+    assert Counter(con.sql("SELECT * FROM pairs").fetchall()) == Counter(expected) and expected

@@ -26,7 +26,8 @@ from sqlml.features import quote
 from sqlml.literals import interval_us, literal
 from sqlml.media import MEDIA_COLUMNS
 from sqlml.stream import shapes
-from sqlml.stream.changelog import ChangelogSpec
+from sqlml.stream.changelog import PLUS, ChangelogSpec
+from sqlml.stream.changelog import VIEW as CHANGELOG_VIEW
 from sqlml.stream.changelog_keys import Keys, keys
 from sqlml.stream.dedup import VIEW as DEDUP_VIEW
 from sqlml.stream.dedup import DedupSpec
@@ -316,10 +317,12 @@ UPDATING_HINT = (
 
 
 def bind_updating(binder: Binder, node: exp.Expr, reason: str) -> StreamJob:
-    """An updating query (see changelog.py): each stream read through a view of its events so
-    far, the output a changelog for a SELECT, upserts for an INSERT into a keyed table."""
-    sink, target, _, query, _ = _sink(binder, node)
-    if sink not in (Sink.SELECT, Sink.INSERT):
+    """An updating query (see changelog.py): each stream reference read through a view of its
+    events so far; the output a changelog for a SELECT, upserts for an INSERT into a keyed
+    table, and (for an insert-only query: joins and filters) rows appended by any sink."""
+    sink, target, copy_options, query, sink_stream = _sink(binder, node)
+    insert_only = _insert_only(query)
+    if sink not in (Sink.SELECT, Sink.INSERT) and not insert_only:
         what = "COPY writes files" if sink == Sink.COPY else "A Kafka stream takes rows"
         raise binder.error(f"{what} that stay as written, but this query's rows change as events arrive "
                            f"({reason}).", query, UPDATING_HINT)  # fmt: skip
@@ -334,27 +337,52 @@ def bind_updating(binder: Binder, node: exp.Expr, reason: str) -> StreamJob:
         stream = binder.streams.require(table.name)
         if stream not in streams:
             streams.append(stream)
+    occurrences = tuple(streams.index(binder.streams.require(t.name)) for t in tables)
     referenced = {c.name for c in query.find_all(exp.Column)}
     reads_all = any(shapes.reads_star(select) for select in query.find_all(exp.Select))
     found = keys(query, {n for n, _ in streams[0].columns}) if len(tables) == 1 else Keys(None)
-    stand_ins = [sqlglot.parse_one(_stand_in(stream, k), dialect=Sqlml) for k, stream in enumerate(streams)]
-    for table in tables:
+    stand_ins = []
+    for j, table in enumerate(tables):
+        stand_in = sqlglot.parse_one(_stand_in(streams[occurrences[j]], j), dialect=Sqlml)
+        stand_ins.append(stand_in.sql(dialect=Sqlml))
         alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
-        stand_in = stand_ins[streams.index(binder.streams.require(table.name))]
-        table.replace(exp.Subquery(this=stand_in.copy(), alias=alias))
+        table.replace(exp.Subquery(this=stand_in, alias=alias))
     binder.rewrite_all(query)
     sql = query.sql(dialect=Sqlml)
-    columns = tuple(binder.columns(sql, query))
-    inputs = []
-    for k, (stream, stand_in) in enumerate(zip(streams, stand_ins)):
-        view = f"__sqlml_updating_{k}"
-        sql = sql.replace(stand_in.sql(dialect=Sqlml), f"SELECT * FROM {view}")
-        needed = () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns}))
-        inputs.append(StreamInput(stream, None, view, needed))
-    spec = ChangelogSpec(columns, found.key, found.partition, found.carried)
-    if sink == Sink.INSERT:
+    columns = tuple(name for name, _ in binder.described(sql, query))
+    for j, rendered in enumerate(stand_ins):
+        sql = sql.replace(rendered, f"SELECT * FROM {CHANGELOG_VIEW}{j}")
+    inputs = [
+        StreamInput(stream, None, "", () if reads_all else tuple(sorted(referenced & {n for n, _ in stream.columns})))
+        for stream in streams
+    ]
+    spec = ChangelogSpec(sql, columns, occurrences, insert_only, found.key, found.partition, found.carried)
+    if sink == Sink.INSERT and not insert_only:
         spec = _upsert_keys(binder, node.this, spec, reason)
-    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, changelog=spec)
+    out = f"SELECT * FROM {PLUS}" if insert_only else ""
+    return StreamJob(binder.statement.text, tuple(inputs), out, sink, target, copy_options, sink_stream, changelog=spec)
+
+
+def _insert_only(query: exp.Expr) -> bool:
+    """Whether a query over streams only ever adds rows: inner joins, filters, projections and
+    UNION ALL (no aggregate, DISTINCT, ranking, outer join, LIMIT or subquery expression), each
+    stream reference read once (a CTE read twice reads its stream twice)."""
+    ctes = [c.alias_or_name.lower() for c in query.find_all(exp.CTE)]
+    names = [t.name.lower() for t in query.find_all(exp.Table) if not t.args.get("db")]
+    if any(names.count(c) > 1 for c in ctes):
+        return False
+    for node in query.walk():
+        if isinstance(node, (exp.AggFunc, exp.Window, exp.Group, exp.Having, exp.Distinct, exp.Limit, exp.Offset,
+                             exp.Qualify, exp.Intersect, exp.Except)):  # fmt: skip
+            return False
+        if isinstance(node, exp.Union) and node.args.get("distinct"):
+            return False
+        if isinstance(node, exp.Join) and (node.args.get("side") or (node.args.get("kind") or "").upper() not in (
+                "", "INNER", "CROSS")):  # fmt: skip
+            return False
+        if isinstance(node, exp.Subquery) and not isinstance(node.parent, (exp.From, exp.Join)):
+            return False
+    return True
 
 
 def _upsert_keys(binder: Binder, into: exp.Expr, spec: ChangelogSpec, reason: str) -> ChangelogSpec:

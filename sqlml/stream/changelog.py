@@ -11,20 +11,28 @@ rows gone are retractions, rows new are insertions. So the result after any micr
 the batch query over the events so far, exactly, whatever the aggregate (a median, COUNT
 DISTINCT) and whatever the micro-batch size.
 
+An insert-only query (inner joins, filters, projections, UNION ALL: a stream joined with
+itself, say) never retracts a row, so its new rows are worked out from the new events alone:
+with the new events in stream reference i, the references before it read the events before
+them and those after it all events (the delta rule of incremental view maintenance), each new
+row found once.
+
 A key partitions the work when the query's rows for one value of some stream columns depend
 only on that value's events: `GROUP BY k` over the stream's events, or `ROW_NUMBER() OVER
 (PARTITION BY k ...)`, with `k` in the output. An upsert key (the GROUP BY columns, or the
 partition of a keep-last) pairs a retraction with its insertion as `-U`/`+U`; without one they
 are `-D` and `+I`.
 
->>> spec = ChangelogSpec(("k", "n"), key=("k",), partition=("k",), carried=("k",))
->>> spec.op_sql("__sqlml_plus", "__sqlml_minus", "+U", "+I")
-"CASE WHEN EXISTS (SELECT 1 FROM __sqlml_minus AS o WHERE o.\\"k\\" IS NOT DISTINCT FROM c.\\"k\\") THEN '+U' ELSE '+I' END"
+>>> spec = ChangelogSpec("SELECT ...", ("k", "n"), (0,), key=("k",), partition=("k",), carried=("k",))
+>>> print(spec.op_sql("__sqlml_plus", "__sqlml_minus", "+U", "+I"))
+CASE WHEN EXISTS (SELECT 1 FROM __sqlml_minus AS o WHERE o."k" IS NOT DISTINCT FROM c."k") THEN '+U' ELSE '+I' END
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import duckdb
 
@@ -32,19 +40,25 @@ from sqlml.errors import ExecutionError
 from sqlml.features import quote
 
 NEW, PLUS, MINUS, TOUCHED = "__sqlml_new", "__sqlml_plus", "__sqlml_minus", "__sqlml_touched"
+VIEW = "__sqlml_updating_"  # + the stream reference's number: the view the query reads it by
 
 
 @dataclass(frozen=True)
 class ChangelogSpec:
     """What binding found out about an updating query.
 
-    `columns`: its output columns, in order. `key`: the upsert key among them (None: unknown;
+    `sql`: the query, each stream reference j read as the view VIEW + j; `columns`: its output
+    columns, in order. `insert_only`: joins, filters and UNION ALL only, whose rows once out
+    stand (then the new rows are worked out from the new events alone). `key`: the upsert key among them (None: unknown;
     an empty tuple: the query has one row). `partition`: stream columns whose values partition
     the result, and `carried`: the output columns holding them (both empty: recompute all).
     `sink_key`: for an INSERT, the output columns that land in the target's PRIMARY KEY,
     `target_key` those key columns, and `table` the target."""
 
+    sql: str
     columns: tuple[str, ...]
+    occurrences: tuple[int, ...]  # for each stream reference (view VIEW + j), the input it reads
+    insert_only: bool = False
     key: tuple[str, ...] | None = None
     partition: tuple[str, ...] = ()
     carried: tuple[str, ...] = ()
@@ -65,40 +79,64 @@ class ChangelogSpec:
         return f"CASE WHEN EXISTS (SELECT 1 FROM {other} AS o WHERE {match}) THEN '{paired}' ELSE '{alone}' END"
 
 
+class State(NamedTuple):
+    """One stream's kept events: the table, its columns (quoted, comma-separated) and their
+    definitions."""
+
+    table: str
+    names: str
+    definitions: str
+
+
 class Changelog:
-    """The runner's side of an updating query: `step` recomputes and compares, then the sink
-    reads the changes as `changes_sql()` (with an op column) or applies them with `upsert`."""
+    """The runner's side of an updating query: `step` keeps a micro-batch's events and works out
+    the changes, which the sink reads as `changes_sql()` (with an op column), applies with
+    `upsert`, or (insert-only) appends from PLUS."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, spec: ChangelogSpec, query_sql: str, result: str, temp: str
-    ) -> None:
-        self.con, self.spec, self.query_sql, self.result, self.temp = con, spec, query_sql, result, temp
+    def __init__(self, con: duckdb.DuckDBPyConnection, spec: ChangelogSpec, result: str, temp: str) -> None:
+        self.con, self.spec, self.result, self.temp = con, spec, result, temp
 
-    def open(self) -> None:
-        self.con.execute(
-            f"CREATE {self.temp}TABLE IF NOT EXISTS {self.result} AS SELECT * FROM ({self.query_sql}) WHERE FALSE"
-        )
+    def open(self, states: list[State]) -> None:
+        """Create the state tables and the result."""
+        for state in states:
+            self.con.execute(f"CREATE {self.temp}TABLE IF NOT EXISTS {state.table} ({state.definitions})")
+        if not self.spec.insert_only:
+            self._views(states, lambda j: "")
+            self.con.execute(
+                f"CREATE {self.temp}TABLE IF NOT EXISTS {self.result} AS SELECT * FROM ({self.spec.sql}) WHERE FALSE"
+            )
 
-    def step(self, views: list[tuple[str, str, str]], batch: str | None) -> int:
-        """Recompute after new events: `views` are (view, state table, columns) for each
-        stream; `batch` the new events (None: recompute all). Returns how many rows changed."""
+    def _views(self, states: list[State], rows: Callable[[int], str]) -> None:
+        """Point each stream reference's view at `rows(j)`, or (when empty) at its whole state."""
+        for j, k in enumerate(self.spec.occurrences):
+            source = rows(j) or f"SELECT {states[k].names} FROM {states[k].table}"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {VIEW}{j} AS {source}")
+
+    def step(self, states: list[State], arrived: int, batch: str) -> int:
+        """Keep the events `batch` brought to input `arrived` and work out the changes in PLUS and
+        MINUS; returns how many there are."""
+        if self.spec.insert_only:
+            return self._delta(states, arrived, batch)
         spec, con = self.spec, self.con
-        partitioned = batch is not None and bool(spec.partition)
+        state = states[arrived]
+        con.execute(f"INSERT INTO {state.table} SELECT {state.names} FROM {batch}")
+        partitioned = bool(spec.partition)
         if partitioned:
             keys = ", ".join(quote(p) for p in spec.partition)
             con.execute(f"CREATE OR REPLACE TEMP TABLE {TOUCHED} AS SELECT DISTINCT {keys} FROM {batch}")
-        for view, state, columns in views:
-            where = ""
-            if partitioned:
-                where = f" WHERE EXISTS (SELECT 1 FROM {TOUCHED} AS t WHERE {spec.match('t', 's', spec.partition, spec.partition)})"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {columns} FROM {state} AS s{where}")
+            touched = (
+                f"EXISTS (SELECT 1 FROM {TOUCHED} AS t WHERE {spec.match('t', 's', spec.partition, spec.partition)})"
+            )
+            self._views(states, lambda j: f"SELECT {state.names} FROM {state.table} AS s WHERE {touched}")
+        else:
+            self._views(states, lambda j: "")
         old = f"SELECT * FROM {self.result}"
         if partitioned:
             touched = (
                 f"EXISTS (SELECT 1 FROM {TOUCHED} AS t WHERE {spec.match('t', 'r', spec.partition, spec.carried)})"
             )
             old = f"SELECT * FROM {self.result} AS r WHERE {touched}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW} AS {self.query_sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW} AS {spec.sql}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {MINUS} AS {old} EXCEPT ALL SELECT * FROM {NEW}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {PLUS} AS SELECT * FROM {NEW} EXCEPT ALL {old}")
         changed = int(
@@ -110,6 +148,28 @@ class Changelog:
             )
             con.execute(f"INSERT INTO {self.result} SELECT * FROM {NEW}")
         return changed
+
+    def _delta(self, states: list[State], arrived: int, batch: str) -> int:
+        """An insert-only query (joins, filters, UNION ALL): the new rows are those with a new
+        event in some reference of the arrived stream: reference i reads the new events, the
+        references before it the state before them, those after it the state with them."""
+        state = states[arrived]
+        refs = [j for j, k in enumerate(self.spec.occurrences) if k == arrived]
+        self._views(states, lambda j: "")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {PLUS} AS SELECT * FROM ({self.spec.sql}) WHERE FALSE")
+        for i in refs:
+
+            def rows(j: int, i: int = i) -> str:
+                if self.spec.occurrences[j] != arrived or j < i:
+                    return ""
+                new = f"SELECT {state.names} FROM {batch}"
+                return new if j == i else f"SELECT {state.names} FROM {state.table} UNION ALL {new}"
+
+            self._views(states, rows)
+            self.con.execute(f"INSERT INTO {PLUS} {self.spec.sql}")
+        self.con.execute(f"INSERT INTO {state.table} SELECT {state.names} FROM {batch}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {MINUS} AS SELECT * FROM {PLUS} WHERE FALSE")
+        return int(self.con.execute(f"SELECT count(*) FROM {PLUS}").fetchall()[0][0])
 
     def changes_sql(self) -> str:
         """The last step's changes with Flink's op column: each key's retraction just before

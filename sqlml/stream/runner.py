@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sqlml.features import quote
-from sqlml.stream.changelog import Changelog, ChangelogSpec
+from sqlml.stream.changelog import Changelog, ChangelogSpec, State
 from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import FOREVER, forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
@@ -169,7 +169,7 @@ class Runner:
         if job.changelog is not None:
             prefix = "sqlml_state" if durable else "__sqlml_state"
             result = f"{prefix}_{job.query_id}_result"
-            self.changelog = Changelog(con, job.changelog, job.query_sql, result, "" if durable else "TEMP ")
+            self.changelog = Changelog(con, job.changelog, result, "" if durable else "TEMP ")
         self.kafka: KafkaSink | None = None
         if job.sink == Sink.KAFKA:
             assert job.sink_stream is not None
@@ -245,14 +245,11 @@ class Runner:
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT"
                     f"{', __sqlml_paired BOOLEAN' if self.job.outer_sql else ''})"
                 )
-            if self.changelog is not None:  # every event, for as long as the query runs
-                self.con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql})")
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept} FROM {inp.state}")
             inp.source = self._open(inp)
             follows = isinstance(inp.source, (FileSource, KafkaSource))
             inp.batches = inp.source.batches(self.stop) if follows else inp.source.batches()
-        if self.changelog is not None:
-            self.changelog.open()
+        if self.changelog is not None:  # every event, for as long as the query runs
+            self.changelog.open(self._states())
         while not all(i.ended for i in self.inputs):
             for inp in self.inputs:
                 if inp.ended:
@@ -353,19 +350,22 @@ class Runner:
         finally:
             self.con.unregister(BATCH + "_raw")
 
+    def _states(self) -> list[State]:
+        return [State(i.state, i.kept, i.kept_sql) for i in self.inputs]
+
     def _update(self, inp: _Input) -> list[pa.Table]:
-        """An updating query's step: keep the new events, recompute, output the changes."""
-        assert self.changelog is not None
-        self.con.execute(f"INSERT INTO {inp.state} SELECT {inp.kept} FROM {BATCH}_raw")
-        views = [(i.spec.view, i.state, i.kept) for i in self.inputs]
-        if not self.changelog.step(views, f"{BATCH}_raw" if len(self.inputs) == 1 else None):
+        """An updating query's step: keep the new events, work out the changes, output them."""
+        assert self.changelog is not None and self.job.changelog is not None
+        if not self.changelog.step(self._states(), self.inputs.index(inp), f"{BATCH}_raw"):
             return []
-        if self.job.sink == Sink.INSERT:
-            self.progress.emitted += self.changelog.upsert(self.job.target)
-            return []
-        table = self.con.sql(self.changelog.changes_sql()).to_arrow_table()
-        self.progress.emitted += table.num_rows
-        return [table]
+        if self.job.sink == Sink.SELECT:
+            table = self.con.sql(self.changelog.changes_sql()).to_arrow_table()
+            self.progress.emitted += table.num_rows
+            return [table]
+        if self.job.changelog.insert_only:  # rows that stand: appended by any sink
+            return self._emit()
+        self.progress.emitted += self.changelog.upsert(self.job.target)
+        return []
 
     def _assign(
         self, inp: _Input, times: np.ndarray, watermark: np.ndarray, fetch: Callable[[list[int]], pa.Table] | None
