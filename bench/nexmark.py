@@ -1,4 +1,4 @@
-"""Nexmark q5, q7, q8 and q11 (queries/nexmark/) streaming through sqlml, against the same
+"""The Nexmark queries of queries/nexmark/ streaming through sqlml, against the same
 computation as one batch DuckDB query over the whole data, in the same run.
 
     python bench/nexmark.py [--events 2000000] [--files 10] [--batch-size 100000]
@@ -13,18 +13,20 @@ streaming / batch (target >= 0.5).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from nexmark_gen import write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERIES = ["q5", "q7", "q8", "q11"]
+QUERIES = ["q3", "q4", "q5", "q7", "q8", "q9", "q11", "q15", "q16", "q17", "q18", "q19", "q20"]
 FLINK_PER_CORE = {"q5": 22_000, "q7": 12_000, "q8": 146_000, "q11": 40_000}
 CORES = 2
 
@@ -41,6 +43,21 @@ def statements(name: str) -> tuple[str, str, str]:
 
     create_stream = first("CREATE OR REPLACE STREAM").replace("'nexmark_sample.parquet'", "'nexmark/*.parquet'")
     return create_stream, first("CREATE OR REPLACE TABLE"), first("INSERT INTO")
+
+
+def batch_sql(name: str, insert: str) -> str:
+    """The INSERT as one batch query over the table `nexmark_batch`, creating `<name>_batch`."""
+    return re.sub(
+        r"\bnexmark\b", "nexmark_batch", insert.replace(f"INSERT INTO {name}", f"CREATE TABLE {name}_batch AS")
+    )
+
+
+def rows(con: Any, table: str) -> Counter:
+    """A table's rows, floats to 9 significant digits (an average summed in another order)."""
+    return Counter(
+        tuple(float(f"{v:.9g}") if isinstance(v, float) else v for v in row)
+        for row in con.sql(f"SELECT * FROM {table}").fetchall()
+    )
 
 
 def main() -> None:
@@ -72,21 +89,18 @@ def main() -> None:
         start = time.perf_counter()
         con.execute(insert)
         stream_s = time.perf_counter() - start
-        streamed = Counter(con.sql(f"SELECT * FROM {name}").fetchall())
+        streamed = rows(con, name)
 
         start = time.perf_counter()
         con.execute(f"CREATE TABLE nexmark_batch AS SELECT * FROM read_parquet('{work}/nexmark/*.parquet')")
-        batch_sql = insert.replace(f"INSERT INTO {name}", f"CREATE TABLE {name}_batch AS").replace(
-            "TABLE nexmark", "TABLE nexmark_batch"
-        )
-        con.execute(batch_sql)
+        con.execute(batch_sql(name, insert))
         batch_s = time.perf_counter() - start
-        batched = Counter(con.sql(f"SELECT * FROM {name}_batch").fetchall())
+        batched = rows(con, f"{name}_batch")
         assert streamed == batched, f"{name}: streaming and batch results differ"
         rate, batch_rate = args.events / stream_s, args.events / batch_s
         print(
             f"{name:6} {stream_s:9.2f} {batch_s:8.2f} {rate:12,.0f} {rate / CORES:9,.0f} {batch_rate:11,.0f} "
-            f"{rate / batch_rate:6.2f} {FLINK_PER_CORE[name]:10,}"
+            f"{rate / batch_rate:6.2f} {FLINK_PER_CORE.get(name, '-'):>10}"
         )
         con.close()
 

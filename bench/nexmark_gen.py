@@ -6,7 +6,8 @@ and bids (92%) in event-time order, written as Parquet files.
 `rate` is events per second of event time. Bids go mostly to recent ("hot") auctions and come
 from recent bidders, as in Nexmark's own generator. Columns (NULL where they do not apply):
 event_type (0 person, 1 auction, 2 bid), person_id, name, city, state, auction_id, item_name,
-seller, category, initial_bid, auction, bidder, price, date_time.
+seller, category, initial_bid, auction, bidder, price, date_time, expires (when an auction
+ends: 1 to 20 seconds of event time after it opens), channel (where a bid came from).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CITIES = np.array(
     ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"]
 )
 STATES = np.array(["AZ", "CA", "CA", "ID", "OR", "OR", "WA", "WA", "WA", "WY"])
+CHANNELS = np.array(["Google", "Facebook", "Baidu", "Apple"])
 
 
 def generate(events: int, rate: int, seed: int) -> pa.Table:
@@ -50,6 +52,7 @@ def generate(events: int, rate: int, seed: int) -> pa.Table:
     micros = (i * 1_000_000) // rate
     date_time = pa.array(np.datetime64(START, "us") + micros.astype("timedelta64[us]"))
     city_idx = rng.integers(0, len(CITIES), events)
+    lasts = rng.integers(1_000_000, 20_000_000, events)  # an auction's length, microseconds
 
     def where(mask: np.ndarray, values: np.ndarray, type_: pa.DataType) -> pa.Array:
         return pa.array(values, type_, mask=~mask)
@@ -71,6 +74,10 @@ def generate(events: int, rate: int, seed: int) -> pa.Table:
             "bidder": where(is_b, bidder, pa.int64()),
             "price": where(is_b, 100 + (rng.pareto(1.5, events) * 100).astype(np.int64), pa.int64()),
             "date_time": date_time,
+            "expires": where(
+                is_a, np.datetime64(START, "us") + (micros + lasts).astype("timedelta64[us]"), pa.timestamp("us")
+            ),  # fmt: skip
+            "channel": where(is_b, CHANNELS[rng.integers(0, len(CHANNELS), events)], pa.string()),
         }
     )
 

@@ -73,6 +73,7 @@ ACCEPTED = {
 # updating queries (see sqlml/stream/changelog.py): their output is a changelog
 UPDATING = {
     "aggregate per key": "SELECT k, count(*) AS n, sum(v) AS s, max(ts) AS last FROM {ev} GROUP BY k",
+    "aggregate by a column and an expression": "SELECT k, v % 2 AS odd, count(*) AS n FROM {ev} GROUP BY k, v % 2",
     "global aggregate through a CTE": "WITH s AS (SELECT * FROM {ev}) SELECT count(*) AS n, min(v) AS lo FROM s",
     "HAVING drops groups": (
         "SELECT k, count(*) AS n FROM {ev} WHERE v % 5 <> 0 GROUP BY k HAVING count(*) BETWEEN 2 AND 4"
@@ -100,9 +101,13 @@ UPDATING = {
         "WITH s AS (SELECT * FROM {ev}) SELECT a.v, b.v AS v2 FROM s AS a JOIN s AS b ON a.k = b.k AND a.v < b.v"
     ),
     "self-join, insert-only": "SELECT a.v, b.v AS v2 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND a.v <= b.v",
-    "three-way self-join with UNION ALL, insert-only": (
-        "SELECT a.v, b.v AS v2 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND b.v = a.v + 1 JOIN {ev} AS c "
-        "ON c.k = b.k AND c.v > b.v UNION ALL SELECT v, v FROM {ev} WHERE k = 2"
+    "three-way self-join, insert-only": (
+        "SELECT a.v, b.v AS v2, c.v AS v3 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND b.v = a.v + 1 JOIN {ev} AS c "
+        "ON c.k = b.k AND c.v > b.v"
+    ),
+    "self-join in a UNION ALL": (
+        "SELECT a.v, b.v AS v2 FROM {ev} AS a JOIN {ev} AS b ON a.k = b.k AND b.v = a.v + 1 "
+        "UNION ALL SELECT v, v FROM {ev} WHERE k = 2"
     ),
     "LEFT self-join without time bounds": (
         "WITH s AS (SELECT * FROM {ev}) SELECT a.v, b.v AS v2 FROM s AS a LEFT JOIN s AS b ON b.v = a.v + 3 AND a.k = b.k"
@@ -209,7 +214,7 @@ def fold(changes: list[tuple]) -> Counter:
     return +result
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     gaps=st.lists(st.integers(0, 2500), min_size=1, max_size=50),
     shape=st.sampled_from(sorted(UPDATING)),

@@ -340,7 +340,7 @@ def bind_updating(binder: Binder, node: exp.Expr, reason: str) -> StreamJob:
     occurrences = tuple(streams.index(binder.streams.require(t.name)) for t in tables)
     referenced = {c.name for c in query.find_all(exp.Column)}
     reads_all = any(shapes.reads_star(select) for select in query.find_all(exp.Select))
-    found = keys(query, {n for n, _ in streams[0].columns}) if len(tables) == 1 else Keys(None)
+    found = keys(query, streams[0].name, {n for n, _ in streams[0].columns}) if len(tables) == 1 else Keys(None)
     stand_ins = []
     for j, table in enumerate(tables):
         stand_in = sqlglot.parse_one(_stand_in(streams[occurrences[j]], j), dialect=Sqlml)
@@ -364,8 +364,8 @@ def bind_updating(binder: Binder, node: exp.Expr, reason: str) -> StreamJob:
 
 
 def _insert_only(query: exp.Expr) -> bool:
-    """Whether a query over streams only ever adds rows: inner joins, filters, projections and
-    UNION ALL (no aggregate, DISTINCT, ranking, outer join, LIMIT or subquery expression), each
+    """Whether a query over streams only ever adds rows: inner joins, filters and projections
+    (no aggregate, DISTINCT, ranking, outer join, set operation, LIMIT or subquery expression), each
     stream reference read once (a CTE read twice reads its stream twice)."""
     ctes = [c.alias_or_name.lower() for c in query.find_all(exp.CTE)]
     names = [t.name.lower() for t in query.find_all(exp.Table) if not t.args.get("db")]
@@ -373,9 +373,9 @@ def _insert_only(query: exp.Expr) -> bool:
         return False
     for node in query.walk():
         if isinstance(node, (exp.AggFunc, exp.Window, exp.Group, exp.Having, exp.Distinct, exp.Limit, exp.Offset,
-                             exp.Qualify, exp.Intersect, exp.Except)):  # fmt: skip
+                             exp.Qualify)):  # fmt: skip
             return False
-        if isinstance(node, exp.Union) and node.args.get("distinct"):
+        if isinstance(node, exp.SetOperation):  # a branch without the new events would repeat its rows
             return False
         if isinstance(node, exp.Join) and (node.args.get("side") or (node.args.get("kind") or "").upper() not in (
                 "", "INNER", "CROSS")):  # fmt: skip

@@ -11,7 +11,7 @@ rows gone are retractions, rows new are insertions. So the result after any micr
 the batch query over the events so far, exactly, whatever the aggregate (a median, COUNT
 DISTINCT) and whatever the micro-batch size.
 
-An insert-only query (inner joins, filters, projections, UNION ALL: a stream joined with
+An insert-only query (inner joins, filters, projections: a stream joined with
 itself, say) never retracts a row, so its new rows are worked out from the new events alone:
 with the new events in stream reference i, the references before it read the events before
 them and those after it all events (the delta rule of incremental view maintenance), each new
@@ -48,7 +48,7 @@ class ChangelogSpec:
     """What binding found out about an updating query.
 
     `sql`: the query, each stream reference j read as the view VIEW + j; `columns`: its output
-    columns, in order. `insert_only`: joins, filters and UNION ALL only, whose rows once out
+    columns, in order. `insert_only`: inner joins and filters only, whose rows once out
     stand (then the new rows are worked out from the new events alone). `key`: the upsert key among them (None: unknown;
     an empty tuple: the query has one row). `partition`: stream columns whose values partition
     the result, and `carried`: the output columns holding them (both empty: recompute all).
@@ -150,7 +150,7 @@ class Changelog:
         return changed
 
     def _delta(self, states: list[State], arrived: int, batch: str) -> int:
-        """An insert-only query (joins, filters, UNION ALL): the new rows are those with a new
+        """An insert-only query (inner joins, filters): the new rows are those with a new
         event in some reference of the arrived stream: reference i reads the new events, the
         references before it the state before them, those after it the state with them."""
         state = states[arrived]
@@ -203,5 +203,9 @@ class Changelog:
         deleted = int(con.execute(
             f"DELETE FROM {table} USING {MINUS} AS m WHERE {on} AND NOT EXISTS (SELECT 1 FROM {PLUS} AS p WHERE {gone})"
         ).fetchall()[0][0])  # fmt: skip
-        inserted = int(con.execute(f"INSERT OR REPLACE INTO {into} SELECT * FROM {PLUS}").fetchall()[0][0])
+        # in key order: DuckDB's index takes sorted keys about twice as fast
+        order = ", ".join(quote(c) for c in spec.sink_key)
+        inserted = int(
+            con.execute(f"INSERT OR REPLACE INTO {into} SELECT * FROM {PLUS} ORDER BY {order}").fetchall()[0][0]
+        )
         return deleted + inserted

@@ -8,7 +8,7 @@ is all of them, plus `rn` for a Top-N that outputs it (a Top-N without it has no
 
 >>> import sqlglot
 >>> q = sqlglot.parse_one("SELECT user_id AS u, count(*) AS n FROM clicks GROUP BY user_id")
->>> keys(q, {"user_id", "ts"})
+>>> keys(q, "clicks", {"user_id", "ts"})
 Keys(key=('u',), partition=('user_id',), carried=('u',))
 """
 
@@ -27,16 +27,23 @@ class Keys(NamedTuple):
     carried: tuple[str, ...] = ()  # the output columns that carry them
 
 
-def keys(query: exp.Expr, stream_columns: set[str]) -> Keys:
-    """The keys of an updating query reading one stream whose columns are `stream_columns`."""
+def keys(query: exp.Expr, stream: str, stream_columns: set[str]) -> Keys:
+    """The keys of an updating query reading once the stream named `stream`, whose columns are
+    `stream_columns` (read directly: through a CTE, its columns could mean anything)."""
     if not isinstance(query, exp.Select) or query.args.get("joins") or query.args.get("from_") is None:
         return Keys(None)
+    if query.args.get("with_"):
+        return Keys(None)
     source = query.args["from_"].this
-    if isinstance(source, exp.Table):
+    if _reads(source, stream):
         return _aggregation(query, stream_columns)
     if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
-        return _top_n(query, source.this, stream_columns)
+        return _top_n(query, source.this, stream, stream_columns)
     return Keys(None)
+
+
+def _reads(source: exp.Expr, stream: str) -> bool:
+    return isinstance(source, exp.Table) and not source.args.get("db") and source.name.lower() == stream.lower()
 
 
 def _aggregation(query: exp.Select, stream_columns: set[str]) -> Keys:
@@ -45,11 +52,13 @@ def _aggregation(query: exp.Select, stream_columns: set[str]) -> Keys:
         has_aggregate = any(not isinstance(a.parent, exp.Window) for a in query.find_all(exp.AggFunc))
         return Keys((), ()) if has_aggregate and not query.args.get("distinct") else Keys(None)
     columns = group.expressions
-    if group.args.get("all") or not columns or not all(isinstance(c, exp.Column) for c in columns):
+    if group.args.get("all") or not columns:
         return Keys(None)
     aliases = {e.alias for e in query.expressions if e.alias}
     partition, carried = [], []
     for column in columns:
+        if not isinstance(column, exp.Column):  # an expression: no key, but the columns still partition
+            continue
         name = column.name
         out = _carrier(query, name)
         if name in aliases and out != name:  # GROUP BY an output's alias, not the stream's column
@@ -61,8 +70,10 @@ def _aggregation(query: exp.Select, stream_columns: set[str]) -> Keys:
     return Keys(key, tuple(partition), tuple(carried))
 
 
-def _top_n(query: exp.Select, inner: exp.Select, stream_columns: set[str]) -> Keys:
-    if inner.args.get("joins") or query.args.get("group") or not isinstance(inner.args["from_"].this, exp.Table):
+def _top_n(query: exp.Select, inner: exp.Select, stream: str, stream_columns: set[str]) -> Keys:
+    if inner.args.get("joins") or query.args.get("group") or inner.args.get("with_"):
+        return Keys(None)
+    if inner.args.get("from_") is None or not _reads(inner.args["from_"].this, stream):
         return Keys(None)
     numbered = [e for e in inner.expressions if isinstance(e.unalias(), exp.Window)]
     if len(numbered) != 1 or not isinstance(numbered[0].unalias().this, exp.RowNumber) or not numbered[0].alias:
