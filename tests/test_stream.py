@@ -89,6 +89,34 @@ def test_streaming_equals_batch_for_in_order_input(tmp_path_factory, gaps, kind,
     assert con.sql("SELECT count(*) FROM ev_late").fetchall() == [(0,)]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    gaps=st.lists(st.integers(0, 3000), min_size=1, max_size=80),
+    jitter=st.lists(st.integers(0, 4999), min_size=80, max_size=80),
+    size=st.integers(1, 4),
+    batch=st.sampled_from([1, 3, 10_000]),
+)
+def test_sessions_equal_batch_when_events_arrive_out_of_order_within_the_delay(
+    tmp_path_factory, gaps, jitter, size, batch
+):
+    """Out of order by up to 5 s, with a 5 s watermark delay: nothing is late, and an event
+    arriving between two open sessions merges them, as the batch query has them."""
+    offsets = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    arrival = sorted(range(len(offsets)), key=lambda i: offsets[i] + jitter[i])
+    table = events_table([offsets[i] for i in arrival], [gaps[i] % 2 for i in arrival])
+    con = sqlml.connect(catalog=tmp_path_factory.mktemp("c"))
+    create(con, delay_s=5)
+    con.connection.register("ev_arrow", table)
+    con.execute("CREATE TABLE ev_table AS SELECT * FROM ev_arrow")
+    query = (
+        "SELECT k, window_start, window_end, count(*) AS n, min(v) AS first FROM TABLE(SESSION(TABLE {src} "
+        f"PARTITION BY k, DESCRIPTOR(ts), INTERVAL '{size}' SECOND)) GROUP BY k, window_start, window_end"
+    )
+    streamed = run_stream(con, table, batch, query.format(src="ev"))
+    assert Counter(streamed) == Counter(con.sql(query.format(src="ev_table")).fetchall())
+    assert con.sql("SELECT count(*) FROM ev_late").fetchall() == [(0,)]
+
+
 def reference_lateness(offsets_ms: list[int], delay_ms: int, size_ms: int, slide_ms: int) -> tuple[Counter, Counter]:
     """Per-event Flink semantics for HOP (TUMBLE when slide = size): counts per window, late per window."""
     counts: Counter = Counter()

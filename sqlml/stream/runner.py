@@ -40,6 +40,7 @@ from sqlml.stream.dedup import DedupSpec
 from sqlml.stream.interval_join import FOREVER, forget_sql
 from sqlml.stream.kafka import KafkaSink, KafkaSource
 from sqlml.stream.over import OverSpec
+from sqlml.stream.sessions import SID, Sessions
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
 from sqlml.stream.streams import StreamDef, atomic
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
@@ -122,6 +123,7 @@ class _Input:
     offset: dict[str, Any] = field(default_factory=dict)
     max_us: int | None = None
     ended: bool = False
+    sessions: Sessions | None = None  # a SESSION window's open sessions
 
     @property
     def stream(self) -> StreamDef:
@@ -185,6 +187,9 @@ class Runner:
             kept=", ".join(quote(n) for n, _ in kept),
             kept_sql=", ".join(f"{quote(n)} {t}" for n, t in kept),
             columns=", ".join(quote(n) for n, _ in stream.columns),
+            sessions=Sessions(spec.window, f"{prefix}_{self.job.query_id}_{k}")
+            if spec.window and spec.window.kind == "SESSION"
+            else None,
         )
 
     # -- checkpoint -------------------------------------------------------------------
@@ -243,8 +248,11 @@ class Runner:
             if inp.keeps_state:
                 self.con.execute(
                     f"CREATE {temp}TABLE IF NOT EXISTS {inp.state} ({inp.kept_sql}, __sqlml_seq BIGINT, __sqlml_wm BIGINT"
-                    f"{', __sqlml_paired BOOLEAN' if self.job.outer_sql else ''})"
+                    f"{', __sqlml_paired BOOLEAN' if self.job.outer_sql else ''}"
+                    f"{f', {SID} BIGINT' if inp.sessions else ''})"
                 )
+                if inp.sessions is not None:
+                    self.con.execute(inp.sessions.create_sql(temp))
             inp.source = self._open(inp)
             follows = isinstance(inp.source, (FileSource, KafkaSource))
             inp.batches = inp.source.batches(self.stop) if follows else inp.source.batches()
@@ -375,12 +383,16 @@ class Runner:
         assert spec is not None
         raw = f"{BATCH}_raw"
         keep = f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {raw}"
-        if spec.kind == "SESSION":
-            gap = spec.sizes[0]
+        if inp.sessions is not None:
+            gap, fresh = spec.sizes[0], f"SELECT * FROM {raw}"
             if np.any(times + gap <= watermark):
                 self._late(inp, f"SELECT *, {time} AS window_start, make_timestamp(epoch_us({time}) + {gap}) AS window_end "
                                 f"FROM {raw} WHERE epoch_us({time}) + {gap} <= __sqlml_wm", fetch)  # fmt: skip
-                keep += f" WHERE epoch_us({time}) + {gap} > __sqlml_wm"
+                fresh += f" WHERE epoch_us({time}) + {gap} > __sqlml_wm"
+            for sql in inp.sessions.assign_sql(fresh):
+                self.con.execute(sql)
+            keep = (f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm, __sqlml_new FROM ({fresh}) "
+                    f"JOIN ({inp.sessions.placed_sql()}) ON __sqlml_seq = __sqlml_id")  # fmt: skip
         elif np.any(first_window_end(spec, times) <= watermark):
             self._late(
                 inp,
@@ -522,16 +534,11 @@ class Runner:
                 continue
             closed = "TRUE" if watermark is None else f"epoch_us(window_end) <= {watermark}"
             expanded = window_sql(spec, f"SELECT * FROM {inp.state}")
-            if spec.kind == "SESSION":
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {inp.spec.view}_all AS SELECT * FROM ({expanded}) WHERE {closed}"
-                )
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT * EXCLUDE (__sqlml_seq, __sqlml_wm) FROM {inp.spec.view}_all"
-                )
-                deletes.append(
-                    f"DELETE FROM {inp.state} WHERE __sqlml_seq IN (SELECT __sqlml_seq FROM {inp.spec.view}_all)"
-                )
+            if inp.sessions is not None:
+                done = f"{inp.spec.view}_closed"
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {done} AS {inp.sessions.closed_sql(watermark)}")
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS {inp.sessions.fired_sql(done)}")
+                deletes += inp.sessions.forget_sql(done)
                 continue
             new = "TRUE" if self.closed_up_to is None else f"epoch_us(window_end) > {self.closed_up_to}"
             # a view: expanding windows again is cheaper than writing the expanded rows down
