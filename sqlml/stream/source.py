@@ -124,8 +124,7 @@ def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple
     parsed = con.sql(sql).to_arrow_table()
     names = [n for n, _ in stream.columns if n in parsed.column_names] + ["__sqlml_line"]
     if parsed.column("__sqlml_error").null_count == parsed.num_rows:  # no error: no compute kernel needed
-        return parsed.select(names), pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
-                                               "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
+        return parsed.select(names), _no_errors()
     ok = pc.is_null(parsed.column("__sqlml_error"))
     bad = parsed.filter(pc.invert(ok))
     errors = pa.table(
@@ -133,6 +132,11 @@ def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple
          "line": bad.column("__sqlml_line").cast(pa.int64()), "error": bad.column("__sqlml_error")}
     )  # fmt: skip
     return parsed.filter(ok).select(names), errors
+
+
+def _no_errors() -> pa.Table:
+    return pa.table({"raw": pa.array([], pa.string()), "file": pa.array([], pa.string()),
+                     "line": pa.array([], pa.int64()), "error": pa.array([], pa.string())})  # fmt: skip
 
 
 def _lines(table: pa.Table, lines: np.ndarray, first: int, last: int) -> pa.Table:
@@ -184,6 +188,9 @@ class FileSource:
                 f"SELECT [{cols}] AS __v, row_number() OVER () AS __n FROM read_csv('{where}', header = true, all_varchar = true))"
             )
         else:
+            fast = self._parquet_as_is(path)
+            if fast is not None:
+                return fast
             relation = f"read_parquet('{where}', file_row_number = true)"
             sql = _typed_columns(self.con, self.stream, relation, f"'{where}'", "file_row_number + 1", self.read)
             good, bad = _split(self.con, sql, self.stream)
@@ -195,6 +202,26 @@ class FileSource:
                 bad = bad.set_column(0, "raw", pa.array([r[0] for r in raw], pa.string()))
             return good, bad
         return _split(self.con, sql, self.stream)
+
+    def _parquet_as_is(self, path: str) -> tuple[pa.Table, pa.Table] | None:
+        """A Parquet file read by Arrow, when every column has its declared type (nothing to
+        cast, nothing that can fail), Arrow reads the types DuckDB would, and every event has its
+        time (else None: the checking query's work)."""
+        import pyarrow.parquet as pq
+
+        names = [n for n, _ in self.stream.columns if self.read is None or n in self.read or n == self.stream.time]
+        where = path.replace("'", "''")
+        probe = self.con.sql(f"SELECT * FROM read_parquet('{where}') LIMIT 0")
+        found = dict(zip(probe.columns, [str(t).upper() for t in probe.types]))
+        declared = dict(self.stream.columns)
+        if any(found.get(n) != t.upper() for n, t in declared.items()):
+            return None  # a column missing, or one to cast (read or not): the checking query reports it
+        wanted = probe.to_arrow_table().select(names).schema
+        table = pq.read_table(path, columns=names)
+        if table.schema.remove_metadata() != wanted.remove_metadata() or table.column(self.stream.time).null_count:
+            return None
+        lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+        return table.append_column("__sqlml_line", lines), _no_errors()
 
     def batches(self, stop: threading.Event | None = None) -> Iterator[Batch]:
         """Micro-batches from where the offset stands. With follow = true, keep watching for
