@@ -71,6 +71,8 @@ class Learner:
         self.challenger: ModelVersion | None = None
         self.trained_up_to: Any = None  # end of the last training window
         self.windows = self.versions = self.failures = 0
+        # a version serves from its window's end plus the labels' horizon, when it was trained
+        self.horizon = dt.timedelta(microseconds=plan.job.inputs[0].fire_delay)
         # a durable run resumes: windows up to the saved one were done before a restart
         self.durable = durable
         self.progress_key = plan.job.query_id if durable else None
@@ -176,7 +178,7 @@ class Learner:
                     f"challenger v{challenger.version} beat v{self.serving.version} on window {start} - {end}: "
                     f"{headline.name} {value:.4f} vs {champion:.4f}"
                 )
-                self._promote(challenger, reason, end)
+                self._promote(challenger, reason, end + self.horizon)
                 champion = value
             self.challenger = None
         return champion
@@ -201,7 +203,7 @@ class Learner:
         self.task = version.meta["task"]
         if self.plan.options.promote == "always" or self.serving is None:
             why = "first version" if self.serving is None else f"promote = 'always': trained on window {start} - {end}"
-            self._promote(version, why, end)
+            self._promote(version, why, end + self.horizon)
         else:
             self.challenger = version
         return version.version, None

@@ -409,36 +409,51 @@ def test_a_broker_gone_mid_run_is_retried_then_an_error_and_nothing_is_lost_once
 
 
 @pytest.mark.slow
-def test_continuous_training_reads_a_topic_as_it_reads_files(broker, tmp_path):
-    """queries/realtime_cvr.sql's TRAIN over a 2-partition topic: the same windows, with the
-    same rows, as over the file (per-partition watermarks: nothing late), and close AUCs (the
-    rows of a window arrive in another order)."""
+def test_continuous_training_with_late_labels_reads_topics_as_it_reads_files(broker, tmp_path):
+    """queries/realtime_cvr.sql's scenario over two 2-partition topics, clicks and the purchases
+    that label them up to 30 minutes later: the same windows, with the same rows, as over the
+    files (per-partition watermarks: nothing late), and close AUCs (a window's rows arrive in
+    another order)."""
     clicks = duckdb.sql(
-        "SELECT i % 500 AS user_id, i % 40 AS item_id, round(5 + (hash(i) % 9500) / 100.0, 2) AS price, "
-        "TIMESTAMP '2025-06-01 08:00:00' + INTERVAL (i * 2) SECOND AS ts, (price < 35) <> (hash(i * 31) % 100 < 8) "
-        "AS purchased FROM range(0, 5400) AS t(i)"
+        "SELECT i AS click_id, i % 40 AS item_id, round(5 + (hash(i) % 9500) / 100.0, 2) AS price, "
+        "TIMESTAMP '2025-06-01 08:00:00' + INTERVAL (i * 2) SECOND AS ts FROM range(0, 5400) AS t(i)"
     ).to_arrow_table()
-    rows = [{**r, "ts": str(r["ts"])} for r in clicks.to_pylist()]
-    topic = broker.topic("cvr", 2)
-    broker.produce(topic, rows, lambda i, _: i % 2)
-    (tmp_path / "clicks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    columns = "user_id BIGINT, item_id BIGINT, price DOUBLE, ts TIMESTAMP, purchased BOOLEAN"
-    sources = {
-        "kafka": f"connector = 'kafka', topic = '{topic}', bootstrap_servers = '{broker.bootstrap}', follow = false",
-        "files": f"connector = 'files', path = '{tmp_path}/clicks.jsonl', format = 'jsonl'",
+    duckdb.register("clicks_arrow", clicks)
+    purchases = duckdb.sql(
+        "SELECT click_id, ts + INTERVAL (1 + hash(click_id * 7) % 1790) SECOND AS ts FROM clicks_arrow "
+        "WHERE (price < 35) <> (hash(click_id * 31) % 100 < 8) ORDER BY ts"
+    ).to_arrow_table()
+    sources = {}
+    for name, table in (("clicks", clicks), ("purchases", purchases)):
+        rows = [{**r, "ts": str(r["ts"])} for r in table.to_pylist()]
+        topic = broker.topic(name, 2)
+        broker.produce(topic, rows, lambda i, _: i % 2)
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        sources[name] = {
+            "kafka": f"connector = 'kafka', topic = '{topic}', bootstrap_servers = '{broker.bootstrap}', follow = false",
+            "files": f"connector = 'files', path = '{tmp_path}/{name}.jsonl', format = 'jsonl'",
+        }
+    columns = {
+        "clicks": "click_id BIGINT, item_id BIGINT, price DOUBLE, ts TIMESTAMP",
+        "purchases": "click_id BIGINT, ts TIMESTAMP",
     }
     metrics = {}
-    for name, options in sources.items():
-        con = sqlml.connect(catalog=tmp_path / name)
-        con.sql(f"CREATE STREAM clicks ({columns}, WATERMARK FOR ts AS ts - INTERVAL '30' SECOND) "
-                f"WITH ({options}, batch_size = 700)")  # fmt: skip
+    for kind in ("kafka", "files"):
+        con = sqlml.connect(catalog=tmp_path / kind)
+        for name in ("clicks", "purchases"):
+            con.sql(f"CREATE STREAM {name} ({columns[name]}, WATERMARK FOR ts AS ts - INTERVAL '30' SECOND) "
+                    f"WITH ({sources[name][kind]}, batch_size = 700)")  # fmt: skip
         con.sql(
             "TRAIN MODEL cvr USING lightgbm_classifier LABEL purchased WITH (update = 'retrain', rounds_per_window = 20, "
-            "promote = 'always', num_leaves = 7, seed = 7, num_threads = 1) AS SELECT item_id, price, purchased "
-            "FROM TABLE(HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' MINUTE, INTERVAL '1' HOUR))"
+            "promote = 'always', num_leaves = 7, seed = 7, num_threads = 1) AS SELECT c.item_id, c.price, "
+            "p.ts IS NOT NULL AS purchased FROM TABLE(HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' MINUTE, "
+            "INTERVAL '1' HOUR)) AS c LEFT JOIN purchases AS p ON p.click_id = c.click_id "
+            "AND p.ts BETWEEN c.ts AND c.ts + INTERVAL '30' MINUTE"
         )
-        metrics[name] = con.sql("SELECT window_end, rows, auc FROM METRICS(MODEL cvr) ORDER BY window_end").fetchall()
-        assert con.sql("SELECT count(*) FROM clicks_late").fetchall() == [(0,)]
+        metrics[kind] = con.sql("SELECT window_end, rows, auc FROM METRICS(MODEL cvr) ORDER BY window_end").fetchall()
+        assert con.sql(
+            "SELECT (SELECT count(*) FROM clicks_late) + (SELECT count(*) FROM purchases_late)"
+        ).fetchall() == [(0,)]
     assert [r[:2] for r in metrics["kafka"]] == [r[:2] for r in metrics["files"]]
     assert len(metrics["files"]) >= 15
     for (_, _, kafka_auc), (_, _, files_auc) in zip(metrics["kafka"], metrics["files"]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,9 @@ def test_realtime_example_shows_the_drift_and_the_recovery(tmp_path, monkeypatch
     before = [v for k, v in auc.items() if "09:00" <= k <= "12:00"]
     after = [v for k, v in auc.items() if "12:30" <= k <= "15:50"]
     assert min(before) > 0.75 and auc["12:10"] < 0.5 and sum(after) / len(after) > 0.85
-    assert con.sql("SELECT count(*), count(model_version) FROM scored").fetchall() == [(14400, 14100)]
+    # the first version serves from 08:40: its window (to 08:10) plus the 30-minute label horizon
+    assert con.sql("SELECT count(*), count(model_version), min(ts) FILTER (WHERE model_version IS NOT NULL) "
+                   "FROM scored").fetchall() == [(14400, 13200, dt.datetime(2025, 6, 1, 8, 40))]  # fmt: skip
 
 
 def test_text_example_scores_the_stream_with_the_stored_featurizer(tmp_path):

@@ -599,19 +599,64 @@ def bind_continuous_source(binder: Binder, source: ast.QuerySource) -> tuple[Str
             {"connector": "table", "path": table.sql(dialect=Sqlml)},
         )  # fmt: skip
     spec = binder.window_spec(tvf, dict(stream.columns))
+    labels = _label_join(binder, query, tvf, stream)
     # describe the query's output over an empty, typed stand-in for the window function
     typed = ", ".join(f"NULL::{t} AS {quote(n)}" for n, t in stream.columns)
     bounds = "NULL::TIMESTAMP AS window_start, NULL::TIMESTAMP AS window_end, NULL::TIMESTAMP AS window_time"
     tvf.set("rewrite", f"SELECT {typed}, {bounds} WHERE false")
+    own = tvf.alias if labels else ""  # with a second stream, the window's columns by its alias
     query.select(
-        exp.alias_(exp.column("window_start"), "__sqlml_ws"),
-        exp.alias_(exp.column("window_end"), "__sqlml_we"),
-        exp.alias_(exp.column(spec.time), "__sqlml_t"),
+        exp.alias_(exp.column("window_start", table=own), "__sqlml_ws"),
+        exp.alias_(exp.column("window_end", table=own), "__sqlml_we"),
+        exp.alias_(exp.column(spec.time, table=own), "__sqlml_t"),
         copy=False,
     )
     binder.rewrite_all(query)
     columns = binder.columns(query.sql(dialect=Sqlml), query)
     view = "__sqlml_fired_0"
     tvf.set("rewrite", f"SELECT * FROM {view}")
-    job = StreamJob(binder.statement.text, (StreamInput(stream, spec, view),), query.sql(dialect=Sqlml), Sink.CALL)
-    return job, columns
+    sql = query.sql(dialect=Sqlml)
+    inputs = [StreamInput(stream, spec, view)]
+    if labels is not None:
+        other, stand_in, (low, high) = labels
+        sql = sql.replace(stand_in, f"SELECT * FROM {LABELS_VIEW}")
+        inputs = [StreamInput(stream, spec, view, fire_delay=max(high, 0)),
+                  StreamInput(other, None, LABELS_VIEW, lookup=(low, high))]  # fmt: skip
+    return StreamJob(binder.statement.text, tuple(inputs), sql, Sink.CALL), columns
+
+
+LABELS_VIEW = "__sqlml_labels"
+
+
+def _label_join(
+    binder: Binder, query: exp.Select, tvf: ast.WindowTable, stream: StreamDef
+) -> tuple[StreamDef, str, tuple[int, int]] | None:
+    """A continuous TRAIN's join of its window with a second stream whose events come later
+    (purchases that label clicks), bounded in time: that stream, its stand-in's SQL, and the
+    bounds [low, high] of its time less the window stream's. Each window then trains once the
+    watermark has passed its end plus `high`, the labels' horizon, so its labels are final."""
+    joins = [j for j in query.args.get("joins") or [] if _stream_of(binder, j.this) is not None]
+    if not joins:
+        return None
+    assert binder.streams is not None
+    join, table = joins[0], joins[0].this
+    other = binder.streams.require(table.name)
+    hint = (
+        f"... FROM TABLE(HOP(TABLE {stream.name}, ...)) AS c LEFT JOIN {other.name} AS p ON p.k = c.k AND "
+        f"p.{other.time} BETWEEN c.{stream.time} AND c.{stream.time} + INTERVAL '30' MINUTE"
+    )
+    if len(joins) > 1 or query.args["from_"].this is not tvf or other.name == stream.name or not tvf.alias:
+        raise binder.error("A continuous TRAIN joins its window function (with an alias) to at most one other stream, "
+                           "the one its labels come from.", table, hint)  # fmt: skip
+    side = (join.args.get("side") or join.args.get("kind") or "").upper()
+    on = join.args.get("on")
+    found = interval_bounds(on, tvf.alias, stream.time, table.alias_or_name, other.time) if on else None
+    if side not in ("", "INNER", "LEFT") or found is None:
+        raise binder.error(
+            f"A continuous TRAIN joins stream '{other.name}' with an inner or LEFT JOIN bounded in time: its labels "
+            "are final only after a horizon, which the bounds give.", table, hint,
+        )  # fmt: skip
+    stand_in = sqlglot.parse_one(_stand_in(other, 1), dialect=Sqlml)
+    alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
+    table.replace(exp.Subquery(this=stand_in, alias=alias))
+    return other, stand_in.sql(dialect=Sqlml), found

@@ -63,6 +63,11 @@ class StreamInput:
     over: OverSpec | None = None  # read directly, through OVER aggregates
     reach: int | None = None  # one side of an interval join: how long past its time an event can pair (µs)
     dedup: DedupSpec | None = None  # read directly, keeping each key's first event
+    # a continuous TRAIN's labels: the window input fires `fire_delay` µs after its windows end,
+    # and the label stream's events (`lookup`: the bounds of their time less the window stream's)
+    # are kept until no window still to fire can reach them
+    fire_delay: int = 0
+    lookup: tuple[int, int] | None = None
 
 
 class Sink(str, Enum):
@@ -133,7 +138,10 @@ class _Input:
     def keeps_state(self) -> bool:
         """Whether events wait in state for the watermark (windows, OVER aggregates)."""
         spec = self.spec
-        return spec.window is not None or spec.over is not None or spec.reach is not None or spec.dedup is not None
+        return (
+            spec.window is not None or spec.over is not None or spec.reach is not None or spec.dedup is not None
+            or spec.lookup is not None
+        )  # fmt: skip
 
     def watermark(self) -> int | None:
         """This input's watermark: None before its first event, +inf (None too) once ended."""
@@ -353,6 +361,9 @@ class Runner:
                 return []
             if inp.spec.reach is not None:
                 return self._pair(inp, times, watermark)
+            if inp.spec.lookup is not None:
+                self._keep_labels(inp)
+                return []
             self._assign(inp, times, watermark, fetch)
             return []
         finally:
@@ -379,7 +390,7 @@ class Runner:
         self, inp: _Input, times: np.ndarray, watermark: np.ndarray, fetch: Callable[[list[int]], pa.Table] | None
     ) -> None:
         """Record late events, and keep in state every event with a window still open at its arrival."""
-        spec, time = inp.spec.window, quote(inp.stream.time)
+        spec, time, delay = inp.spec.window, quote(inp.stream.time), inp.spec.fire_delay
         assert spec is not None
         raw = f"{BATCH}_raw"
         keep = f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {raw}"
@@ -393,14 +404,34 @@ class Runner:
                 self.con.execute(sql)
             keep = (f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm, __sqlml_new FROM ({fresh}) "
                     f"JOIN ({inp.sessions.placed_sql()}) ON __sqlml_seq = __sqlml_id")  # fmt: skip
-        elif np.any(first_window_end(spec, times) <= watermark):
+        elif np.any(first_window_end(spec, times) + delay <= watermark):
             self._late(
                 inp,
-                f"SELECT * FROM ({window_sql(spec, f'SELECT * FROM {raw}')}) WHERE epoch_us(window_end) <= __sqlml_wm",
+                f"SELECT * FROM ({window_sql(spec, f'SELECT * FROM {raw}')}) "
+                f"WHERE epoch_us(window_end) + {delay} <= __sqlml_wm",
                 fetch,
             )
-            keep += f" WHERE {last_window_end_sql(spec, f'epoch_us({time})')} > __sqlml_wm"
+            keep += f" WHERE {last_window_end_sql(spec, f'epoch_us({time})')} + {delay} > __sqlml_wm"
         self.con.execute(keep)
+
+    def _label_reach_sql(self, inp: _Input) -> str:
+        """When the last window a label event can reach fires (µs): the window input's last
+        window holding an event at the label's time less `low`, plus the horizon."""
+        window = self.inputs[0].spec
+        assert inp.spec.lookup is not None and window.window is not None
+        low = inp.spec.lookup[0]
+        end = last_window_end_sql(window.window, f"(epoch_us({quote(inp.stream.time)}) - {low})")
+        return f"{end} + {window.fire_delay}"
+
+    def _keep_labels(self, inp: _Input) -> None:
+        """Keep a label stream's events; one whose every window has fired is late."""
+        raw, reach = f"{BATCH}_raw", self._label_reach_sql(inp)
+        late = f"SELECT *, NULL::TIMESTAMP AS window_start, NULL::TIMESTAMP AS window_end FROM {raw} WHERE {reach} <= __sqlml_wm"
+        if self.con.execute(f"SELECT count(*) FROM ({late})").fetchall()[0][0]:
+            self._late(inp, late, None)
+        self.con.execute(
+            f"INSERT INTO {inp.state} SELECT {inp.kept}, __sqlml_seq, __sqlml_wm FROM {raw} WHERE {reach} > __sqlml_wm"
+        )
 
     def _not_late(self, inp: _Input, times: np.ndarray, watermark: np.ndarray) -> str:
         """For OVER aggregates and interval joins, an event before the watermark at its arrival
@@ -529,10 +560,14 @@ class Runner:
             return emitted
         deletes = []
         for inp in self.inputs:
-            spec = inp.spec.window
+            spec, delay = inp.spec.window, inp.spec.fire_delay
+            if inp.spec.lookup is not None:  # a label stream: all it keeps, then what no window can reach
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT {inp.kept} FROM {inp.state}")
+                done = "TRUE" if watermark is None else f"{self._label_reach_sql(inp)} <= {watermark}"
+                deletes.append(f"DELETE FROM {inp.state} WHERE {done}")
             if spec is None:
                 continue
-            closed = "TRUE" if watermark is None else f"epoch_us(window_end) <= {watermark}"
+            closed = "TRUE" if watermark is None else f"epoch_us(window_end) + {delay} <= {watermark}"
             expanded = window_sql(spec, f"SELECT * FROM {inp.state}")
             if inp.sessions is not None:
                 done = f"{inp.spec.view}_closed"
@@ -540,16 +575,16 @@ class Runner:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS {inp.sessions.fired_sql(done)}")
                 deletes += inp.sessions.forget_sql(done)
                 continue
-            new = "TRUE" if self.closed_up_to is None else f"epoch_us(window_end) > {self.closed_up_to}"
+            new = "TRUE" if self.closed_up_to is None else f"epoch_us(window_end) + {delay} > {self.closed_up_to}"
             # a view: expanding windows again is cheaper than writing the expanded rows down
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {inp.spec.view} AS SELECT * EXCLUDE (__sqlml_seq, __sqlml_wm) FROM ({expanded}) "
-                f"WHERE {closed} AND {new} AND epoch_us(window_end) > __sqlml_wm"
+                f"WHERE {closed} AND {new} AND epoch_us(window_end) + {delay} > __sqlml_wm"
             )
             done = (
                 "TRUE"
                 if watermark is None
-                else f"{last_window_end_sql(spec, f'epoch_us({quote(inp.stream.time)})')} <= {watermark}"
+                else f"{last_window_end_sql(spec, f'epoch_us({quote(inp.stream.time)})')} + {delay} <= {watermark}"
             )
             deletes.append(f"DELETE FROM {inp.state} WHERE {done}")
         views = " UNION ALL ".join(
