@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from nexmark_gen import write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERIES = ["q3", "q4", "q5", "q7", "q8", "q9", "q11", "q15", "q16", "q17", "q18", "q19", "q20"]
+QUERIES = ["q3", "q4", "q5", "q6", "q7", "q8", "q9", "q11", "q15", "q16", "q17", "q18", "q19", "q20"]
 FLINK_PER_CORE = {"q5": 22_000, "q7": 12_000, "q8": 146_000, "q11": 40_000}
 CORES = 2
 
