@@ -1,12 +1,16 @@
 """Temporal joins (Flink's `JOIN t FOR SYSTEM_TIME AS OF s.ts`) of a stream with a versioned
-table: each event meets the version valid at its time, never a later one."""
+table, or with a stream of versions: each event meets the version valid at its time, never a
+later one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sqlml
 
@@ -58,3 +62,41 @@ def test_a_table_without_a_versioned_primary_key_is_refused(con):
         con.sql("SELECT o.qty FROM orders AS o JOIN flat FOR SYSTEM_TIME AS OF o.ts AS f ON o.item = f.item")
     assert "'flat' is not a versioned table" in err.value.message and "PRIMARY KEY" in err.value.hint
     assert err.value.line == 1 and err.value.col > 1
+
+
+def stream_of(rng, n: int, keys: int, disorder_ms: int) -> pa.Table:
+    """n events over a minute, out of time order by up to `disorder_ms`."""
+    times = sorted(rng.randint(0, 60_000) for _ in range(n))
+    arrival = sorted(range(n), key=lambda i: times[i] + rng.randint(0, disorder_ms))
+    return pa.table({"k": [rng.randrange(keys) for _ in range(n)], "v": list(range(n)),
+                     "ts": [T0 + dt.timedelta(milliseconds=times[i]) for i in arrival]})  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), side=st.sampled_from(["", "LEFT "]), cut=st.integers(1, 25))
+def test_a_temporal_join_against_a_stream_of_versions_equals_batch(seed, side, cut):
+    """Orders and versions of rates interleaved in micro-batches of any size, out of order
+    within the watermark's delay: each order meets the version valid at its time, as the batch
+    ASOF join has it, and nothing is late."""
+    rng = random.Random(seed)
+    con = sqlml.connect()
+    for name in ("orders", "rates"):
+        con.sql(f"CREATE STREAM {name} (k BIGINT, v BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) "
+                "WITH (connector = 'python')")  # fmt: skip
+    orders, rates = stream_of(rng, 60, 4, 1500), stream_of(rng, 25, 4, 1500)
+    pieces = (cut, max(1, cut * 25 // 60))
+    for i in range(60):  # the two streams' micro-batches interleaved
+        if i * pieces[0] < 60:
+            con.push("orders", orders.slice(i * pieces[0], pieces[0]))
+        if i * pieces[1] < 25:
+            con.push("rates", rates.slice(i * pieces[1], pieces[1]))
+    query = ("SELECT o.v, o.ts, r.v AS version, r.ts AS valid_from FROM {o} AS o {side}JOIN {r} FOR SYSTEM_TIME AS OF "
+             "o.ts AS r ON o.k = r.k")  # fmt: skip
+    streamed = rows(con, query.format(o="orders", r="rates", side=side))
+    con.connection.register("orders_t", orders)
+    con.connection.register("rates_t", rates)
+    batch = sorted(con.connection.sql(
+        f"SELECT o.v, o.ts, r.v, r.ts FROM orders_t AS o ASOF {side}JOIN rates_t AS r ON o.k = r.k AND o.ts >= r.ts"
+    ).fetchall())  # fmt: skip
+    assert con.sql("SELECT (SELECT count(*) FROM orders_late) + (SELECT count(*) FROM rates_late)").fetchall() == [(0,)]
+    assert streamed == batch and streamed

@@ -211,7 +211,7 @@ def _sink(binder: Binder, node: exp.Expr) -> tuple[Sink, str, str, exp.Expr, Str
 def _bind_append_only(binder: Binder, node: exp.Expr) -> StreamJob | None:
     """A query whose output rows, once out, stand: raises _Updating for one whose rows change."""
     sink, target, copy_options, query, sink_stream = _sink(binder, node)
-    _temporal_joins(binder, query)
+    versioned = _temporal_joins(binder, query)
     windows = [w for w in query.find_all(ast.WindowTable) if _stream_of(binder, w.args["table"])]
     plain = [
         t for t in query.find_all(exp.Table) if not isinstance(t.parent, ast.WindowTable) and _stream_of(binder, t)
@@ -232,6 +232,8 @@ def _bind_append_only(binder: Binder, node: exp.Expr) -> StreamJob | None:
             "Read it through windows on every side: join the same window function on window_start and window_end.",
         )  # fmt: skip
     names = [w.args["table"].name.lower() for w in windows] + [t.name.lower() for t in plain]
+    if versioned is not None:
+        return _bind_temporal(binder, node, query, plain, versioned)
     joined = _interval_join(binder, query, plain) if len(plain) == 2 and len(set(names)) == 2 else None
     if not windows and ((len(plain) > 1 and joined is None) or len(set(names)) < len(names)):
         raise _Updating("a join in which a stream's events meet each other")
@@ -478,26 +480,87 @@ def _dedup(binder: Binder, query: exp.Expr, table: exp.Table) -> tuple[DedupSpec
     return spec, inner, stars
 
 
-def _temporal_joins(binder: Binder, query: exp.Expr) -> None:
+def _temporal_joins(binder: Binder, query: exp.Expr) -> tuple[exp.Table, tuple[str, ...]] | None:
     """`JOIN t FOR SYSTEM_TIME AS OF s.ts ON ...` (Flink's temporal join against a versioned
-    table: one whose PRIMARY KEY holds a TIMESTAMP column, the time each version starts) becomes
-    DuckDB's ASOF JOIN: each event meets the version valid at its time, never a later one."""
+    table: one whose PRIMARY KEY holds a TIMESTAMP column, the time each version starts, or a
+    stream of versions, each event one, its time when it starts) becomes DuckDB's ASOF JOIN:
+    each event meets the version valid at its time, never a later one. Returns a versioned
+    stream's table node and key columns (those the ON condition equates), if it joins one."""
+    versioned = None
     for join in list(query.find_all(exp.Join)):
         table = join.this
         version = table.args.get("version") if isinstance(table, exp.Table) else None
         if version is None:
             continue
-        if _stream_of(binder, table) is not None:
-            raise binder.error("A temporal join against a stream is not supported yet: join a versioned table.", table,
-                               "Keep the versions in a table with PRIMARY KEY (key, valid_from).")  # fmt: skip
         if (join.args.get("side") or "").upper() not in ("", "LEFT") or join.args.get("kind"):
             raise binder.error("A temporal join is an inner or LEFT JOIN.", table)
-        valid_from = _version_time(binder, table)
+        stream = _stream_of(binder, table)
+        if stream is not None:
+            keys = _equated(join.args.get("on"), table.alias_or_name)
+            if not keys:
+                raise binder.error(f"A temporal join against stream '{stream.name}' needs the versions' key in its ON "
+                                   "condition.", table, "... ON o.currency = r.currency")  # fmt: skip
+            versioned = table, keys
+        valid_from = stream.time if stream is not None else _version_time(binder, table)
         at = exp.GTE(this=version.expression.copy(), expression=exp.column(valid_from, table=table.alias_or_name))
         on = join.args.get("on")
         join.set("on", exp.and_(on, at) if on is not None else at)
         join.set("method", "ASOF")
         table.set("version", None)
+    return versioned
+
+
+def _equated(on: exp.Expr | None, alias: str) -> tuple[str, ...]:
+    """The columns of `alias` that the ON condition sets equal to something else."""
+    found = []
+    for eq in on.find_all(exp.EQ) if on is not None else []:
+        for mine, other in ((eq.this, eq.expression), (eq.expression, eq.this)):
+            if isinstance(mine, exp.Column) and mine.table == alias and not (
+                    isinstance(other, exp.Column) and other.table == alias):  # fmt: skip
+                found.append(mine.name)
+    return tuple(dict.fromkeys(found))
+
+
+def _bind_temporal(
+    binder: Binder,
+    node: exp.Expr,
+    query: exp.Expr,
+    plain: list[exp.Table],
+    versioned: tuple[exp.Table, tuple[str, ...]],
+) -> StreamJob:
+    """A temporal join of a stream's events with a stream of versions (see temporal.py)."""
+    table, keys = versioned
+    assert binder.streams is not None
+    probes = [t for t in plain if t is not table]
+    if len(probes) != 1 or probes[0].name.lower() == table.name.lower() or windows_in(query):
+        raise binder.error("A temporal join against a stream reads two streams: the events, and the versions.",
+                           table, "SELECT ... FROM orders AS o JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON "
+                           "o.currency = r.currency")  # fmt: skip
+    sink, target, copy_options, _, sink_stream = _sink(binder, node)
+    try:
+        shapes.check(query, lambda n: _kind(binder, n), table.parent if isinstance(table.parent, exp.Join) else None)
+    except shapes.ShapeError as err:
+        raise binder.error(err.message, err.node, err.hint) from None
+    inputs, stand_ins = [], []
+    for k, (t, role) in enumerate(((probes[0], "probe"), (table, "versions"))):
+        stream = binder.streams.require(t.name)
+        stand_in = sqlglot.parse_one(_stand_in(stream, k), dialect=Sqlml)
+        stand_ins.append(stand_in.sql(dialect=Sqlml))
+        alias = t.args.get("alias") or exp.TableAlias(this=exp.to_identifier(t.name))
+        t.replace(exp.Subquery(this=stand_in, alias=alias))
+        view = f"__sqlml_temporal_{role}"
+        inputs.append(
+            StreamInput(stream, None, view, probe=role == "probe", versions=keys if role == "versions" else None)
+        )
+    binder.rewrite_all(query)
+    sql = query.sql(dialect=Sqlml)
+    for rendered, inp in zip(stand_ins, inputs):
+        sql = sql.replace(rendered, f"SELECT * FROM {inp.view}")
+    return StreamJob(binder.statement.text, tuple(inputs), sql, sink, target, copy_options, sink_stream)
+
+
+def windows_in(query: exp.Expr) -> bool:
+    return query.find(ast.WindowTable) is not None
 
 
 def _version_time(binder: Binder, table: exp.Table) -> str:

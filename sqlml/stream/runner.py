@@ -43,6 +43,7 @@ from sqlml.stream.over import OverSpec
 from sqlml.stream.sessions import SID, Sessions
 from sqlml.stream.source import Batch, FileSource, PythonSource, StdinSource, TableSource
 from sqlml.stream.streams import StreamDef, atomic
+from sqlml.stream.temporal import due_sql, forget_versions_sql
 from sqlml.stream.window import WindowSpec, first_window_end, last_window_end_sql, window_sql
 
 CHECKPOINTS = "sqlml_checkpoints"
@@ -68,6 +69,10 @@ class StreamInput:
     # are kept until no window still to fire can reach them
     fire_delay: int = 0
     lookup: tuple[int, int] | None = None
+    # a temporal join against a stream (see temporal.py): the events (`probe`) and the versions,
+    # by their key columns
+    probe: bool = False
+    versions: tuple[str, ...] | None = None
 
 
 class Sink(str, Enum):
@@ -140,7 +145,7 @@ class _Input:
         spec = self.spec
         return (
             spec.window is not None or spec.over is not None or spec.reach is not None or spec.dedup is not None
-            or spec.lookup is not None
+            or spec.lookup is not None or spec.probe or spec.versions is not None
         )  # fmt: skip
 
     def watermark(self) -> int | None:
@@ -356,7 +361,7 @@ class Runner:
             if not inp.keeps_state:
                 self.con.execute(f"CREATE OR REPLACE TEMP VIEW {BATCH} AS SELECT {inp.columns} FROM {BATCH}_raw")
                 return self._emit()
-            if inp.spec.over is not None or inp.spec.dedup is not None:
+            if inp.spec.over is not None or inp.spec.dedup is not None or inp.spec.probe or inp.spec.versions:
                 self.con.execute(f"INSERT INTO {inp.state} {self._not_late(inp, times, watermark)}")
                 return []
             if inp.spec.reach is not None:
@@ -503,6 +508,23 @@ class Runner:
         self.con.execute(spec.forget_sql(inp.state, watermark))
         return emitted
 
+    def _fire_temporal(self, watermark: int | None) -> list[pa.Table]:
+        """Output the events the watermark has passed, each with its key's version at its time;
+        then forget them, and the versions no event still to come can need."""
+        probe, versions = self.inputs
+        assert versions.spec.versions is not None
+        due = due_sql(probe.stream.time, watermark)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {probe.spec.view} AS SELECT {probe.kept} FROM {probe.state} WHERE {due}"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {versions.spec.view} AS SELECT {versions.kept} FROM {versions.state}"
+        )
+        emitted = self._emit() if self.con.execute(f"SELECT count(*) FROM {probe.spec.view}").fetchall()[0][0] else []
+        self.con.execute(f"DELETE FROM {probe.state} WHERE {due}")
+        self.con.execute(forget_versions_sql(versions.state, versions.stream.time, versions.spec.versions, watermark))
+        return emitted
+
     def _fire_over(self, inp: _Input, watermark: int | None) -> list[pa.Table]:
         """Output the rows of the events the watermark has passed since the last time, then
         forget the events no later frame reaches."""
@@ -550,6 +572,8 @@ class Runner:
             return self._fire_over(self.inputs[0], watermark)
         if self.inputs[0].spec.dedup is not None:
             return self._fire_dedup(self.inputs[0], watermark)
+        if self.inputs[0].spec.probe:
+            return self._fire_temporal(watermark)
         if self.inputs[0].spec.reach is not None:  # an interval join: forget who can no longer pair
             emitted = self._unpaired(watermark) if self.job.outer_sql else []
             for inp in self.inputs:
