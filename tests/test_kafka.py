@@ -154,6 +154,29 @@ def test_a_malformed_message_goes_to_errors_with_partition_and_offset(broker):
     assert "not a JSON object" in errors[0][3] and "user_id: cannot read one as BIGINT" in errors[1][3]
 
 
+def test_csv_messages_are_read_and_written_in_column_order(broker, tmp_path):
+    """Flink's 'csv' format: fields in the stream's column order, quotes where a field needs
+    them, an empty field NULL; a line with the wrong number of fields is an error row."""
+    topic, out = broker.topic("csv_in", 1), broker.topic("csv_out", 1)
+    lines = [f'{i % 3},"item, no. {i}",{i}.5,{T0 + dt.timedelta(seconds=i)}' for i in range(10)]
+    lines[4] = "4,,1.0"  # a field short
+    lines[7] = f'7,"say ""hi""",,{T0 + dt.timedelta(seconds=7)}'
+    broker.produce(topic, lines)
+    con = sqlml.connect(tmp_path / "db.duckdb", catalog=tmp_path / "cat")
+    for name, t in (("notes", topic), ("notes_out", out)):
+        con.sql(f"CREATE STREAM {name} (user_id BIGINT, note VARCHAR, price DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts) "
+                f"WITH (connector = 'kafka', topic = '{t}', bootstrap_servers = '{broker.bootstrap}', "
+                "format = 'csv', follow = false)")  # fmt: skip
+    got = collect(con, "SELECT user_id, note, price FROM notes")
+    assert len(got) == 9 and (1, "item, no. 1", 1.5) in got and (7, 'say "hi"', None) in got
+    assert con.sql("SELECT file, line, error LIKE 'expected 4 fields, found 3%' FROM notes_errors").fetchall() == [
+        (f"{topic}/0", 4, True)
+    ]
+    con.sql("INSERT INTO notes_out SELECT user_id + 100, note, price, ts FROM notes")
+    again = collect(con, "SELECT user_id - 100, note, price FROM notes_out")
+    assert again == got
+
+
 def test_a_broker_that_is_down_or_a_missing_topic_is_a_clear_error(broker):
     con = sqlml.connect()
     down = Broker()  # a port nothing listens on
@@ -177,7 +200,7 @@ def test_a_broker_that_is_down_or_a_missing_topic_is_a_clear_error(broker):
     [
         ("connector = 'kafka', bootstrap_servers = 'x:9092'", "needs topic"),
         ("connector = 'kafka', topic = 't'", "needs bootstrap_servers"),
-        ("connector = 'kafka', topic = 't', bootstrap_servers = 'x', format = 'csv'", "Unknown format 'csv'"),
+        ("connector = 'kafka', topic = 't', bootstrap_servers = 'x', format = 'avro'", "Unknown format 'avro'"),
         ("connector = 'kafka', topic = 't', bootstrap_servers = 'x', start = 'yesterday'", "Bad start 'yesterday'"),
         ("connector = 'kafka', topic = 't', bootstrap_servers = 'x', idle_timeout = 5", "fixed-length INTERVAL"),
         ("connector = 'kafka', topic = 't', bootstrap_servers = 'x', topik = 'y'", "Did you mean 'topic'"),

@@ -135,8 +135,9 @@ def _check_kafka(binder: Binder, node: ast.CreateStream, options: dict[str, Any]
                 f"A Kafka stream needs {key} (a quoted string).", nodes.get(key, node.this),
                 "WITH (connector = 'kafka', topic = 'clicks', bootstrap_servers = 'localhost:9092')",
             )  # fmt: skip
-    _one_of(binder, "format", "json" if options["format"] == "jsonl" else options["format"], ("json",), nodes)
-    options["format"] = "json"
+    options["format"] = _one_of(
+        binder, "format", "json" if options["format"] == "jsonl" else options["format"], ("json", "csv"), nodes
+    )
     start = options.get("start", "earliest")
     if isinstance(start, str) and start.lower() in ("earliest", "latest", "group"):
         options["start"] = start.lower()

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.features import quote
-from sqlml.stream.source import DEFAULT_BATCH, Batch, _jsonl_sql, _split
+from sqlml.stream.source import DEFAULT_BATCH, Batch, _jsonl_sql, _split, csv_lines_sql
 from sqlml.stream.streams import StreamDef
 
 NO_WATERMARK = int(np.iinfo(np.int64).min)
@@ -263,11 +263,15 @@ class KafkaSource:
             pa.table({"__line": text, "__n": pa.array(np.arange(len(raw))), "__file": files.take(where)}),
         )
         try:
-            sql = _jsonl_sql(self.stream, "SELECT * FROM __sqlml_kafka", "__file").replace(
-                "CASE WHEN NOT __ok THEN",
-                "CASE WHEN __line IS NULL THEN 'no value (a tombstone)' WHEN NOT __ok THEN",
-                1,
-            )
+            messages = "SELECT * FROM __sqlml_kafka"
+            if self.stream.options.get("format") == "csv":
+                sql = csv_lines_sql(self.stream, messages, "__file")
+            else:
+                sql = _jsonl_sql(self.stream, messages, "__file").replace(
+                    "CASE WHEN NOT __ok THEN",
+                    "CASE WHEN __line IS NULL THEN 'no value (a tombstone)' WHEN NOT __ok THEN",
+                    1,
+                )
             good, bad = _split(self.con, sql, self.stream)
         finally:
             self.con.unregister("__sqlml_kafka")
@@ -372,13 +376,21 @@ class KafkaSink:
                 f"({', '.join(names)}).",
                 hint="Select one expression per column of the stream, in its order.",
             )
-        fields = ", ".join(f"{quote(n)} := q.{quote(c)}" for n, c in zip(names, probe.columns))
+        if self.stream.options.get("format") == "csv":  # fields in column order, quoted where needed
+            value = " || ',' || ".join(
+                f"coalesce(CASE WHEN regexp_matches(CAST(q.{quote(c)} AS VARCHAR), '[,\"\\n]') THEN '\"' || "
+                f"replace(CAST(q.{quote(c)} AS VARCHAR), '\"', '\"\"') || '\"' ELSE CAST(q.{quote(c)} AS VARCHAR) END, '')"
+                for c in probe.columns
+            )
+        else:
+            fields = ", ".join(f"{quote(n)} := q.{quote(c)}" for n, c in zip(names, probe.columns))
+            value = f"to_json(struct_pack({fields}))"
         # what Kafka has is forgotten here, in the micro-batch's transaction (no commit of its own)
         self.con.execute(f"DELETE FROM {self.outbox} WHERE seq <= {self._delivered()}")
         return int(
-            self.con.execute(
-                f"INSERT INTO {self.outbox} SELECT {seq}, to_json(struct_pack({fields})) FROM ({query_sql}) AS q"
-            ).fetchall()[0][0]
+            self.con.execute(f"INSERT INTO {self.outbox} SELECT {seq}, {value} FROM ({query_sql}) AS q").fetchall()[0][
+                0
+            ]
         )
 
     def _produce(self, value: bytes) -> None:

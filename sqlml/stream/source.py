@@ -119,6 +119,27 @@ def _jsonl_sql(stream: StreamDef, lines: str, file: str) -> str:
     )
 
 
+def csv_lines_sql(stream: StreamDef, lines: str, file: str) -> str:
+    """A parsing query for CSV lines, one event each, fields in the stream's column order
+    (Flink's 'csv' format: no header; "..." quotes, "" a quote inside; an empty field is NULL);
+    `lines` yields (__line VARCHAR, __n line number). A NULL line is a Kafka tombstone."""
+    n = len(stream.columns)
+    fields = (
+        'list_transform(regexp_extract_all(__line || \',\', \'("(?:[^"]|"")*"|[^,]*),\', 1), lambda x: CASE '
+        "WHEN x = '' THEN NULL WHEN x[1] = '\"' THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)"
+    )
+    sql = (
+        f"SELECT {_typed(stream, '__v', '__line')}, {file} AS __sqlml_file, __n AS __sqlml_line FROM ("
+        f"SELECT *, {fields} AS __v FROM ({lines}))"
+    )
+    return sql.replace(
+        "nullif(concat_ws('; ', ",
+        "nullif(concat_ws('; ', CASE WHEN __line IS NULL THEN 'no value (a tombstone)' "
+        f"WHEN len(__v) <> {n} THEN 'expected {n} fields, found ' || len(__v) END, ",
+        1,
+    )
+
+
 def _split(con: duckdb.DuckDBPyConnection, sql: str, stream: StreamDef) -> tuple[pa.Table, pa.Table]:
     """Good events (the columns read, plus __sqlml_line) and error rows, from a parsing query."""
     parsed = con.sql(sql).to_arrow_table()
