@@ -47,6 +47,7 @@ def test_drop_version_then_model_never_reuses_numbers(con, catalog):
     assert con.sql("DROP MODEL IF EXISTS m").fetchall()[0][0].startswith("Model 'm' does not exist")
 
 
+@pytest.mark.slow
 def test_two_processes_training_into_one_catalog(tmp_path):
     script = textwrap.dedent(
         f"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from sqlml.cli import app
@@ -93,6 +94,7 @@ def test_cli_module_loads_no_engine():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_model_families_load_only_when_used():
     """A session that queries and scores a LightGBM model loads neither ONNX Runtime, skl2onnx nor PyTorch."""
     import subprocess

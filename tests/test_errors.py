@@ -107,6 +107,7 @@ def test_cli_error(pristine, tmp_path, sql, line, col, message):
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_repl_survives_every_case(pristine, tmp_path):
     """One REPL session takes every bad input in turn: each prints its error, none a traceback
     or an internal error, the session never ends, and nothing is changed."""

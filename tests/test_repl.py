@@ -96,6 +96,7 @@ def test_a_comment_after_the_semicolon_runs_at_once(term):
     assert "a;b" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [80, 200])
 def test_output_fits_the_terminal(tmp_path, width):
     term = Terminal(tmp_path, width=width)

@@ -89,7 +89,7 @@ def test_streaming_equals_batch_for_in_order_input(tmp_path_factory, gaps, kind,
     assert con.sql("SELECT count(*) FROM ev_late").fetchall() == [(0,)]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     gaps=st.lists(st.integers(0, 3000), min_size=1, max_size=80),
     jitter=st.lists(st.integers(0, 4999), min_size=80, max_size=80),

@@ -214,7 +214,7 @@ def fold(changes: list[tuple]) -> Counter:
     return +result
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     gaps=st.lists(st.integers(0, 2500), min_size=1, max_size=50),
     shape=st.sampled_from(sorted(UPDATING)),

@@ -72,7 +72,7 @@ def stream_of(rng, n: int, keys: int, disorder_ms: int) -> pa.Table:
                      "ts": [T0 + dt.timedelta(milliseconds=times[i]) for i in arrival]})  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), side=st.sampled_from(["", "LEFT "]), cut=st.integers(1, 25))
 def test_a_temporal_join_against_a_stream_of_versions_equals_batch(seed, side, cut):
     """Orders and versions of rates interleaved in micro-batches of any size, out of order

@@ -668,7 +668,7 @@ def bind_continuous_source(binder: Binder, source: ast.QuerySource) -> tuple[Str
     typed = ", ".join(f"NULL::{t} AS {quote(n)}" for n, t in stream.columns)
     bounds = "NULL::TIMESTAMP AS window_start, NULL::TIMESTAMP AS window_end, NULL::TIMESTAMP AS window_time"
     tvf.set("rewrite", f"SELECT {typed}, {bounds} WHERE false")
-    own = tvf.alias if labels else ""  # with a second stream, the window's columns by its alias
+    own = tvf.alias if labels else None  # with a second stream, the window's columns by its alias
     query.select(
         exp.alias_(exp.column("window_start", table=own), "__sqlml_ws"),
         exp.alias_(exp.column("window_end", table=own), "__sqlml_we"),
