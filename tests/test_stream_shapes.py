@@ -173,6 +173,17 @@ def session(tmp_path_factory, table) -> sqlml.Session:
     return con
 
 
+def push_cut(con: sqlml.Session, table, cut: int | list[int]) -> None:
+    """Push the events as micro-batches: all of size `cut`, or of the sizes listed (then the rest)."""
+    sizes = [cut] * (table.num_rows // cut + 1) if isinstance(cut, int) else cut + [table.num_rows]
+    start = 0
+    for size in sizes:  # each push is one micro-batch
+        if start >= table.num_rows:
+            break
+        con.push("ev", table.slice(start, size))
+        start += size
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     gaps=st.lists(st.integers(0, 2500), min_size=1, max_size=60),
@@ -183,13 +194,7 @@ def test_every_accepted_shape_equals_batch_for_any_micro_batches(tmp_path_factor
     offsets = [sum(gaps[: i + 1]) for i in range(len(gaps))]
     table = events_table(offsets, [g % 3 for g in gaps])
     con = session(tmp_path_factory, table)
-    sizes = [cut] * (table.num_rows // cut + 1) if isinstance(cut, int) else cut + [table.num_rows]
-    start = 0
-    for size in sizes:  # the micro-batches: each push is one
-        if start >= table.num_rows:
-            break
-        con.push("ev", table.slice(start, size))
-        start += size
+    push_cut(con, table, cut)
     query = ACCEPTED[shape]
     streamed = [
         row
@@ -226,13 +231,7 @@ def test_every_updating_shape_folds_to_batch_for_any_micro_batches(tmp_path_fact
     offsets = [sum(gaps[: i + 1]) * (-1) ** i for i in range(len(gaps))]
     table = events_table(offsets, [g % 3 for g in gaps])
     con = session(tmp_path_factory, table)
-    sizes = [cut] * (table.num_rows // cut + 1) if isinstance(cut, int) else cut + [table.num_rows]
-    start = 0
-    for size in sizes:
-        if start >= table.num_rows:
-            break
-        con.push("ev", table.slice(start, size))
-        start += size
+    push_cut(con, table, cut)
     query = UPDATING[shape]
     changes = [
         row for batch in con.stream(query.format(ev="ev")) for row in zip(*[c.to_pylist() for c in batch.columns])
