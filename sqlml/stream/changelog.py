@@ -124,10 +124,9 @@ class Changelog:
         if partitioned:
             keys = ", ".join(quote(p) for p in spec.partition)
             con.execute(f"CREATE OR REPLACE TEMP TABLE {TOUCHED} AS SELECT DISTINCT {keys} FROM {batch}")
-            touched = (
-                f"EXISTS (SELECT 1 FROM {TOUCHED} AS t WHERE {spec.match('t', 's', spec.partition, spec.partition)})"
-            )
-            self._views(states, lambda j: f"SELECT {state.names} FROM {state.table} AS s WHERE {touched}")
+            mine = f"EXISTS (SELECT 1 FROM {TOUCHED} AS t WHERE {spec.match('t', 's', spec.partition, spec.partition)})"
+            events = f"SELECT {state.names} FROM {state.table} AS s WHERE {mine}"  # the touched keys' events
+            self._views(states, lambda j: events)
         else:
             self._views(states, lambda j: "")
         old = f"SELECT * FROM {self.result}"

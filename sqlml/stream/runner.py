@@ -141,7 +141,7 @@ class _Input:
 
     @property
     def keeps_state(self) -> bool:
-        """Whether events wait in state for the watermark (windows, OVER aggregates)."""
+        """Whether events wait in state (windows, OVER aggregates, joins, deduplication, labels)."""
         spec = self.spec
         return (
             spec.window is not None or spec.over is not None or spec.reach is not None or spec.dedup is not None
