@@ -146,7 +146,7 @@ def test_continuous_errors(con, sql, message):
     assert info.value.line == 1
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(1, 1499), max_size=6, unique=True))
 def test_point_in_time_predict_over_a_stream(tmp_path_factory, cuts):
     """Each event is scored by the newest version promoted at or before its time (never one

@@ -119,6 +119,7 @@ FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY w
 """
 
 
+@pytest.mark.slow
 def test_follow_picks_up_new_files_and_sigterm_stops_cleanly(tmp_path):
     import json as _json
 

@@ -18,7 +18,9 @@ def test_there_are_examples_for_every_task():
     assert {"quickstart", "multiclass_iris_like", "regression_prices", "ranking_search", "streaming"} <= names
 
 
-SLOW = ("image_digits", "speech_digits")  # a CNN and 1,000 clips: run by the slow suite (test_media.py checks them)
+# a CNN and 1,000 clips (test_media.py checks them), five model families, and the updating Nexmark
+# queries (test_nexmark.py checks them against batch): run by the slow suite
+SLOW = ("image_digits", "speech_digits", "model_zoo", "q4", "q6", "q9", "q15", "q16", "q17", "q18", "q19")
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,7 @@ def test_dot_commands_read_write_and_describe(term, tmp_path):
     assert "Catalog Error" in term.run("SELECT * FROM pets;")  # another database now
 
 
+@pytest.mark.slow
 def test_db_before_the_subcommand_and_short_confirmations(tmp_path):
     term = Terminal(tmp_path, args=("--db", "app.duckdb", "--catalog", str(tmp_path / "cat")))
     try:
