@@ -392,13 +392,10 @@ def _upsert_keys(binder: Binder, into: exp.Expr, spec: ChangelogSpec, reason: st
     """The target's PRIMARY KEY, and the output columns that fill it (by position, as INSERT)."""
     table = into.this if isinstance(into, exp.Schema) else into
     assert isinstance(table, exp.Table) and binder.streams is not None
-    found = binder.streams.con.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'"
-        " AND schema_name = coalesce(?, 'main')", [table.name, table.args["db"].name if table.args.get("db") else None],
-    ).fetchall()  # fmt: skip
+    primary = _primary_key(binder, table)
     listed = [e.name for e in into.expressions] if isinstance(into, exp.Schema) else None
     targets = listed or list(binder.columns(f"SELECT * FROM {table.sql(dialect=Sqlml)}", table))
-    if not found:
+    if not primary:
         key = [targets[spec.columns.index(k)] for k in spec.key or () if spec.columns.index(k) < len(targets)]
         raise binder.error(
             f"Table '{table.name}' has no PRIMARY KEY, and this query's rows change as events arrive ({reason}): "
@@ -410,7 +407,6 @@ def _upsert_keys(binder: Binder, into: exp.Expr, spec: ChangelogSpec, reason: st
         raise binder.error(f"INSERT INTO '{table.name}' fills {len(targets)} columns, but the query gives "
                            f"{len(spec.columns)}.", table)  # fmt: skip
     lower = [t.lower() for t in targets]
-    primary = list(found[0][0])
     missing = [k for k in primary if k.lower() not in lower]
     if missing:
         raise binder.error(f"The INSERT's column list leaves out '{missing[0]}', part of the PRIMARY KEY of "
@@ -564,15 +560,22 @@ def windows_in(query: exp.Expr) -> bool:
     return query.find(ast.WindowTable) is not None
 
 
-def _version_time(binder: Binder, table: exp.Table) -> str:
-    """The TIMESTAMP column of a versioned table's PRIMARY KEY."""
+def _primary_key(binder: Binder, table: exp.Table) -> list[str]:
+    """A DuckDB table's PRIMARY KEY columns (empty: it has none)."""
     assert binder.streams is not None
     found = binder.streams.con.execute(
         "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'"
         " AND schema_name = coalesce(?, 'main')", [table.name, table.args["db"].name if table.args.get("db") else None],
     ).fetchall()  # fmt: skip
-    columns = binder.columns(f"SELECT * FROM {quote(table.name)}", table) if found else {}
-    times = [c for c in (found[0][0] if found else []) if str(columns.get(c, "")).upper().startswith("TIMESTAMP")]
+    return list(found[0][0]) if found else []
+
+
+def _version_time(binder: Binder, table: exp.Table) -> str:
+    """The TIMESTAMP column of a versioned table's PRIMARY KEY."""
+    assert binder.streams is not None
+    primary = _primary_key(binder, table)
+    columns = binder.columns(f"SELECT * FROM {quote(table.name)}", table) if primary else {}
+    times = [c for c in primary if str(columns.get(c, "")).upper().startswith("TIMESTAMP")]
     if len(times) != 1:
         raise binder.error(
             f"'{table.name}' is not a versioned table: FOR SYSTEM_TIME AS OF needs a PRIMARY KEY with one TIMESTAMP "
