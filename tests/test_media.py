@@ -16,6 +16,7 @@ from scipy.signal import resample_poly
 
 import sqlml
 from sqlml.errors import ExecutionError
+from sqlml.media import mfcc_batch
 from tests.conftest import ROOT
 
 SPOKEN = ROOT / "queries" / "data" / "spoken_digits"
@@ -126,6 +127,41 @@ def test_bad_media_is_an_error_naming_the_file_or_a_row_of_nulls(con, tmp_path):
         con.sql(f"TRAIN MODEL m USING lightgbm_classifier LABEL y AS SELECT pixels, filename LIKE '%other%' AS y "
                 f"FROM read_images('{tmp_path}/img/*.png', ignore_errors := true)")  # fmt: skip
     assert not con.sql("SELECT * FROM MODELS()").fetchall()
+
+
+def test_paths_are_globs_lists_and_folders_in_name_order(con, tmp_path):
+    for name in ("b.png", "a.png", "deep/x/c.png", ".hidden.png", "other.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / name, format="PNG")
+    (tmp_path / "folder.png").mkdir()  # a folder whose name matches is not a file
+
+    def names(path: str) -> list[str]:
+        rows = con.sql(f"SELECT filename FROM read_images({path})").fetchall()
+        return [os.path.relpath(r[0], tmp_path) for r in rows]
+
+    assert names(f"'{tmp_path}/*.png'") == ["a.png", "b.png"]  # sorted; no hidden file, no folder
+    assert names(f"'{tmp_path}/**/*.png'") == ["a.png", "b.png", "deep/x/c.png"]  # ** crosses folders
+    assert names(f"['{tmp_path}/b.png', '{tmp_path}/*.jpg', '{tmp_path}/b.png']") == ["b.png", "other.jpg"]
+    with pytest.raises(sqlml.SqlmlError, match=r"No files found that match the pattern .*\*\.gif"):
+        names(f"'{tmp_path}/*.gif'")
+
+
+def test_mfcc_on_several_threads_equals_one_thread(con, tmp_path):
+    rng = np.random.default_rng(3)
+    rates = [8000, 16000] * 45  # two rates, 45 clips each: two parts of each rate on two threads
+    clips = [rng.normal(0, 0.1, rng.integers(400, 3000)).astype(np.float32) for _ in rates]
+    one = mfcc_batch(clips, rates)
+    np.testing.assert_array_equal(mfcc_batch(clips, rates, threads=2), one)
+    np.testing.assert_array_equal(mfcc_batch(clips, rates, threads=3), one)
+    for i in (0, 1, 88):  # and each row is the clip's own
+        np.testing.assert_array_equal(mfcc_batch([clips[i]], [rates[i]])[0], one[i])
+    for i, (x, rate) in enumerate(zip(clips[:70], rates)):
+        write_wav(tmp_path / f"{i:03d}.wav", x, rate)
+    query = f"SELECT mfcc(samples, sample_rate) FROM read_audio('{tmp_path}/*.wav')"
+    con.execute("SET threads = 2")
+    two = con.sql(query).fetchall()
+    con.execute("SET threads = 1")
+    assert con.sql(query).fetchall() == two
 
 
 def _reference_mfcc(x: np.ndarray, rate: int, n: int = 13, bands: int = 26) -> np.ndarray:
