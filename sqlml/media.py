@@ -86,10 +86,12 @@ def files(path: str | list[str]) -> list[str]:
     names = sorted(f for f in found if os.path.isfile(f))
     if not names:
         shown = patterns[0] if len(patterns) == 1 else patterns
+        remote = any("://" in pattern for pattern in patterns)
         raise ExecutionError(
             f"No files found that match the pattern {shown!r}.",
-            hint="Check the path; a relative path starts from the folder sqlml runs in.",
-        )
+            hint="Media files are read from local folders: copy remote ones first." if remote
+            else "Check the path; a relative path starts from the folder sqlml runs in.",
+        )  # fmt: skip
     return names
 
 
