@@ -288,8 +288,8 @@ def mfcc_batch(
     parts = []
     for rate in sorted(set(rates)):
         rows = np.flatnonzero(np.asarray(rates) == rate)
-        count = max(-(-len(rows) // 256), min(threads, len(rows) // 32))  # bounded memory; 32+ clips a thread
-        parts += [(part, rate) for part in np.array_split(rows, max(count, 1))]
+        count = max(1, -(-len(rows) // 256), min(threads, len(rows) // 32))  # bounded memory; 32+ clips a thread
+        parts += [(part, rate) for part in np.array_split(rows, count)]
 
     def compute(part: np.ndarray, rate: int) -> None:
         out[part] = _mfcc_same_rate([clips[i] for i in part], rate, n_mfcc, bands)
