@@ -221,7 +221,7 @@ def preprocessing(x: np.ndarray, columns: list[str], categorical: tuple[str, ...
 def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[bytes, dict[str, str]]:
     """One ONNX graph of the fitted preprocessing and estimator, with the preprocessed inputs
     as an output too: (bytes, outputs by role). `task` is the trainer's."""
-    from onnx import compose
+    from onnx import compose, numpy_helper
     from skl2onnx import to_onnx as convert
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -240,7 +240,7 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
             return convert(estimator, initial_types=[("x", FloatTensorType([None, size]))],
                            options={id(estimator): options} if options else None, target_opset=OPSET)  # fmt: skip
 
-        tail = _with_training_rows(estimator, tail_graph) if hasattr(estimator, "_fit_X") else tail_graph()
+        tail, rows = _few_training_rows(estimator, tail_graph) if hasattr(estimator, "_fit_X") else (tail_graph(), {})
         _unnegate_distances(tail)
     except Exception as err:  # skl2onnx raises many types for what it cannot convert
         raise ExecutionError(f"skl2onnx could not convert the model to ONNX: {err}") from err
@@ -248,6 +248,9 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     head.ir_version = tail.ir_version
     names = [o.name for o in tail.graph.output]
     merged = compose.merge_models(head, tail, io_map=[(inner.name, "model_x")], outputs=[inner.name, *names])
+    for init in merged.graph.initializer:  # after the merge, which checks (and so serialises) the whole graph
+        if init.name in rows:
+            init.CopyFrom(numpy_helper.from_array(rows[init.name], init.name))
     roles = {"inputs": inner.name}
     if task == "clustering":
         roles |= {"label": names[0], "score": names[1]}
@@ -256,32 +259,31 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     return merged.SerializeToString(), roles
 
 
-def _with_training_rows(estimator: Any, convert: Callable[[], Any]) -> Any:
-    """A k-NN model's graph, converted with a few of its training rows whose constants then get
-    all of them, as raw bytes: skl2onnx writes the rows into the graph one number at a time
-    (2.2 s for 200,000 x 28). The plain conversion when the stand-ins are not found once each."""
+def _few_training_rows(estimator: Any, convert: Callable[[], Any]) -> tuple[Any, dict[str, np.ndarray]]:
+    """A k-NN model's graph converted with a few of its training rows, and all the rows for the
+    constants that stand for them (named as in the merged graph, prefixed `model_`), to put in
+    as raw bytes: skl2onnx writes the rows into the graph one number at a time (2.2 s for
+    200,000 x 28). The plain conversion (and no swap) when the stand-ins are not found once each."""
     from onnx import numpy_helper
 
     x, y = estimator._fit_X, estimator._y
     few = int(estimator.n_neighbors) + 17  # an unlikely length, checked below
     if len(x) <= few:
-        return convert()
+        return convert(), {}
     try:
         estimator._fit_X, estimator._y = x[:few], y[:few]
         graph = convert()
     finally:
         estimator._fit_X, estimator._y = x, y
-    stand_ins: dict[str, list[tuple[Any, np.ndarray]]] = {}
+    stand_ins: dict[str, list[tuple[str, np.ndarray]]] = {}
     for init in graph.graph.initializer:
         value = numpy_helper.to_array(init)
         for name, whole in (("rows", x), ("labels", y)):
             if value.shape == whole[:few].shape and np.array_equal(value, whole[:few].astype(value.dtype)):
-                stand_ins.setdefault(name, []).append((init, whole.astype(value.dtype)))
+                stand_ins.setdefault(name, []).append(("model_" + init.name, whole.astype(value.dtype)))
     if sorted(stand_ins) != ["labels", "rows"] or any(len(found) != 1 for found in stand_ins.values()):
-        return convert()
-    for [(init, whole)] in stand_ins.values():
-        init.CopyFrom(numpy_helper.from_array(whole, init.name))
-    return graph
+        return convert(), {}
+    return graph, dict(found for [found] in stand_ins.values())
 
 
 def _unnegate_distances(graph: Any) -> None:
