@@ -114,6 +114,12 @@ def test_bad_media_is_an_error_naming_the_file_or_a_row_of_nulls(con, tmp_path):
         con.sql(f"SELECT * FROM read_audio('{tmp_path}/wav/*.wav')").fetchall()
     with pytest.raises(sqlml.SqlmlError, match="No files found"):
         con.sql(f"SELECT * FROM read_audio('{tmp_path}/nothing/*.wav')").fetchall()
+    # a file gone between the listing and the reading (the functions read each listed file by name)
+    gone = f"'{tmp_path}/wav/gone.wav'"
+    assert con.sql(f"SELECT __sqlml_decode_audio(NULL, {gone}, NULL, true, true).error").fetchone()[0] == (
+        "cannot read the file (No such file or directory)")  # fmt: skip
+    with pytest.raises(ExecutionError, match=r"Cannot decode audio '.*gone\.wav': cannot read the file"):
+        con.sql(f"SELECT __sqlml_decode_audio(NULL, {gone}, NULL, true, false)").fetchall()
     # mixed rates: each file keeps its own; sample_rate := n resamples every one
     (tmp_path / "wav" / "cut.wav").unlink()
     write_wav(tmp_path / "wav" / "fast.wav", np.zeros(320), 16000)
