@@ -41,7 +41,9 @@ def statements(name: str) -> tuple[str, str, str]:
     def first(head: str) -> str:
         return next(t for t in texts if t.upper().startswith(head))
 
-    create_stream = first("CREATE OR REPLACE STREAM").replace("'nexmark_sample.parquet'", "'nexmark/*.parquet'")
+    create_stream = first("CREATE OR REPLACE STREAM").replace(
+        "'queries/data/nexmark_sample.parquet'", "'nexmark/*.parquet'"
+    )
     return create_stream, first("CREATE OR REPLACE TABLE"), first("INSERT INTO")
 
 

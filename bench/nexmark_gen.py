@@ -2,6 +2,10 @@
 and bids (92%) in event-time order, written as Parquet files.
 
     python bench/nexmark_gen.py OUT_DIR [--events 2000000] [--files 10] [--rate 10000] [--seed 1]
+    python bench/nexmark_gen.py --sample queries/data/nexmark_sample.parquet
+
+The second writes the small sample the files in queries/nexmark/ read when they run alone
+(SAMPLE_SQL: 20,000 events, one a millisecond, 1 person, 3 auctions and 46 bids in every 50).
 
 `rate` is events per second of event time. Bids go mostly to recent ("hot") auctions and come
 from recent bidders, as in Nexmark's own generator. Columns (NULL where they do not apply):
@@ -82,6 +86,35 @@ def generate(events: int, rate: int, seed: int) -> pa.Table:
     )
 
 
+SAMPLE_SQL = """
+    SELECT (CASE WHEN slot = 0 THEN 0 WHEN slot <= 3 THEN 1 ELSE 2 END)::TINYINT AS event_type,
+           CASE WHEN slot = 0 THEN blk END AS person_id,
+           CASE WHEN slot = 0 THEN 'person_' || blk END AS name,
+           CASE WHEN slot = 0 THEN ['Phoenix', 'Los Angeles', 'San Francisco', 'Boise', 'Portland', 'Bend',
+                                    'Redmond', 'Seattle', 'Kent', 'Cheyenne'][1 + (hash(i) % 10)::BIGINT] END AS city,
+           CASE WHEN slot = 0 THEN ['AZ', 'CA', 'CA', 'ID', 'OR', 'OR', 'WA', 'WA', 'WA', 'WY'][1 + (hash(i) % 10)::BIGINT] END AS state,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN blk * 3 + slot - 1 END AS auction_id,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN 'item_' || (blk * 3 + slot - 1) END AS item_name,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN greatest(blk - (hash(i, 1) % 5)::BIGINT, 0) END AS seller,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN 10 + (blk * 3 + slot - 1) % 5 END AS category,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN 100 + (hash(i, 2) % 1000)::BIGINT END AS initial_bid,
+           CASE WHEN slot > 3 THEN greatest(blk * 3 + 2 - (hash(i, 3) % 10)::BIGINT, 0) END AS auction,
+           CASE WHEN slot > 3 THEN greatest(blk - (hash(i, 4) % 20)::BIGINT, 0) END AS bidder,
+           CASE WHEN slot > 3 THEN 100 + ((hash(i, 5) % 1000)::BIGINT * (hash(i, 6) % 100)::BIGINT) // 10 END AS price,
+           TIMESTAMP '2025-01-01' + to_milliseconds(i) AS date_time,
+           CASE WHEN slot BETWEEN 1 AND 3 THEN TIMESTAMP '2025-01-01' + to_milliseconds(i + 1000 + (hash(i, 7) % 9000)::BIGINT) END AS expires,
+           CASE WHEN slot > 3 THEN ['Google', 'Facebook', 'Baidu', 'Apple'][1 + (hash(i, 8) % 4)::BIGINT] END AS channel
+    FROM (SELECT i, i % 50 AS slot, i // 50 AS blk FROM range(20000) AS t(i))
+"""
+
+
+def write_sample(path: Path) -> None:
+    """The sample queries/nexmark/ reads, written by DuckDB from SAMPLE_SQL (deterministic)."""
+    import duckdb
+
+    duckdb.connect().execute(f"COPY ({SAMPLE_SQL}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+
+
 def write(out: Path, events: int, files: int, rate: int, seed: int) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     table = generate(events, rate, seed)
@@ -97,11 +130,15 @@ def write(out: Path, events: int, files: int, rate: int, seed: int) -> list[Path
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
+    parser.add_argument("--sample", action="store_true", help="write the small sample to OUT (a file)")
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.sample:
+        write_sample(Path(args.out))
+        return
     paths = write(Path(args.out), args.events, args.files, args.rate, args.seed)
     print(f"wrote {args.events} events to {len(paths)} files in {args.out}")
 

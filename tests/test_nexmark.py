@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 
 from nexmark import QUERIES, batch_sql, rows, statements  # noqa: E402
-from nexmark_gen import write  # noqa: E402
+from nexmark_gen import write, write_sample  # noqa: E402
 
 import sqlml  # noqa: E402
 
@@ -41,3 +41,16 @@ def test_streaming_equals_batch(events, name, monkeypatch):
     con.execute("CREATE TABLE nexmark_batch AS SELECT * FROM read_parquet('nexmark/*.parquet')")
     con.execute(batch_sql(name, insert))
     assert streamed == rows(con, f"{name}_batch")
+
+
+def test_the_committed_sample_is_the_generators(tmp_path):
+    """queries/nexmark/ reads queries/data/nexmark_sample.parquet when a file runs alone."""
+    import duckdb
+
+    committed, fresh = ROOT / "queries" / "data" / "nexmark_sample.parquet", tmp_path / "sample.parquet"
+    write_sample(fresh)
+    con = duckdb.connect()
+    differ = f"(FROM '{committed}' EXCEPT ALL FROM '{fresh}') UNION ALL (FROM '{fresh}' EXCEPT ALL FROM '{committed}')"
+    assert con.execute(f"SELECT count(*) FROM ({differ})").fetchone() == (0,)
+    counts = con.execute(f"SELECT count(*), count(expires), count(channel) FROM '{committed}'").fetchone()
+    assert counts == (20_000, 1_200, 18_400)
