@@ -73,7 +73,7 @@ _MACROS = (
 )
 
 
-def files(path: str | list[str]) -> list[str]:
+def files(path: str | list[str] | None) -> list[str]:
     """The files a path names (a file, a glob or a list of them), sorted: `*`, `?` and `[...]`
     within a folder, `**` across folders, as DuckDB's glob; folders and hidden files are left out.
 
@@ -82,6 +82,11 @@ def files(path: str | list[str]) -> list[str]:
     True
     """
     patterns = [path] if isinstance(path, str) else path
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ExecutionError(
+            f"A media path is a file, a glob or a list of them, not {json.dumps(path)}.",
+            hint="read_images('imgs/*.png') or read_audio(['a/*.wav', 'b/*.wav']).",
+        )
     found = {f for pattern in patterns for f in glob.glob(os.path.expanduser(pattern), recursive=True)}
     names = sorted(f for f in found if os.path.isfile(f))
     if not names:
@@ -96,7 +101,7 @@ def files(path: str | list[str]) -> list[str]:
 
 
 def _files_udf(paths: pa.Array) -> pa.Array:
-    return pa.array([None if p is None else files(json.loads(p)) for p in paths.to_pylist()], pa.list_(pa.string()))
+    return pa.array([files(None if p is None else json.loads(p)) for p in paths.to_pylist()], pa.list_(pa.string()))
 
 
 # -- decoding ----------------------------------------------------------------------------

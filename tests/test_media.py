@@ -150,6 +150,9 @@ def test_paths_are_globs_lists_and_folders_in_name_order(con, tmp_path):
     assert names(f"['{tmp_path}/b.png', '{tmp_path}/*.jpg', '{tmp_path}/b.png']") == ["b.png", "other.jpg"]
     with pytest.raises(sqlml.SqlmlError, match=r"No files found that match the pattern .*\*\.gif"):
         names(f"'{tmp_path}/*.gif'")
+    for bad in ("42", "NULL", f"['{tmp_path}/*.png', NULL]"):
+        with pytest.raises(sqlml.SqlmlError, match="A media path is a file, a glob or a list of them, not"):
+            names(bad)
 
 
 def test_mfcc_on_several_threads_equals_one_thread(con, tmp_path):
