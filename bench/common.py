@@ -29,6 +29,18 @@ def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]
     return statistics.median(times), times
 
 
+def alternating(ours: Callable[[], object], theirs: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The median wall times of `ours` and `theirs`, called in turn `repeats` times each, so that
+    the machine's drift (frequency, neighbours) falls on both sides alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((ours, times[0]), (theirs, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
     for line in open("/proc/self/status").read().splitlines():

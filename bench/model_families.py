@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FEATURES, best_of, make_table  # noqa: E402
+from common import FEATURES, alternating, make_table  # noqa: E402
 
 
 def families() -> list[tuple[str, str, str, Callable[[], Any]]]:
@@ -60,8 +60,8 @@ def score_column(trainer: str) -> str:
 
 
 def baseline(trainer: str, label: str | None, make: Callable[[], Any], x: np.ndarray, y: np.ndarray | None,
-             scored: np.ndarray, repeats: int) -> tuple[float, float]:  # fmt: skip
-    """The library called directly: (training seconds, scoring seconds)."""
+             scored: np.ndarray) -> tuple[Callable[[], Any], Callable[[], Any]]:  # fmt: skip
+    """The library called directly: (fit, score), the score of the last fit."""
     import lightgbm as lgb
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -72,14 +72,10 @@ def baseline(trainer: str, label: str | None, make: Callable[[], Any], x: np.nda
               "feature_fraction_bynode": 0.6, "num_leaves": 127, "min_data_in_leaf": 5, "num_threads": 1,
               "verbosity": -1}  # fmt: skip
         fitted: list[Any] = []
-        fit, _ = best_of(lambda: fitted.append(lgb.train(rf, lgb.Dataset(x, y), 50)), repeats)
-        predict, _ = best_of(lambda: fitted[-1].predict(scored), repeats)
-        return fit, predict
+        return lambda: fitted.append(lgb.train(rf, lgb.Dataset(x, y), 50)), lambda: fitted[-1].predict(scored)
     pipeline = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), make())
-    fit, _ = best_of(lambda: pipeline.fit(x, y), repeats)
-    method = pipeline.predict if label == "target" else pipeline.transform if label is None else pipeline.predict_proba
-    predict, _ = best_of(lambda: method(scored), repeats)
-    return fit, predict
+    method = "predict" if label == "target" else "transform" if label is None else "predict_proba"
+    return lambda: pipeline.fit(x, y), lambda: getattr(pipeline, method)(scored)
 
 
 def main() -> None:
@@ -87,6 +83,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--knn-rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--predict-repeats", type=int, default=9)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
 
@@ -105,7 +102,10 @@ def main() -> None:
         labels = {"y": table.column("y").to_numpy(zero_copy_only=False).astype(np.int64),
                   "target": table.column("target").to_numpy()}  # fmt: skip
         features = ", ".join(f"f{i}" for i in range(FEATURES))
-        print(f"{args.rows} rows x {FEATURES} features; median of {args.repeats}")
+        print(
+            f"{args.rows} rows x {FEATURES} features; medians of {args.repeats} fits and {args.predict_repeats} "
+            "scorings, sqlml and the baseline in turn"
+        )
         print(
             f"{'trainer':26} {'train s':>8} {'base s':>8} {'ratio':>6} {'rows/s':>10} {'base rows/s':>11} {'ratio':>6}"
         )
@@ -113,25 +113,28 @@ def main() -> None:
         for trainer, params, label, make in families():
             if only and trainer not in only:
                 continue
+            y = labels[label] if label else None
+            scored_rows = args.knn_rows if trainer.startswith("knn") else args.rows
+            fit, score = baseline(trainer, label, make, x, y, x[:scored_rows])
             # untimed: first imports (scikit-learn, skl2onnx, ONNX Runtime) and first sessions on both sides
             warm = f"LABEL {label} " if label else ""
             con.sql(f"TRAIN MODEL w USING {trainer} {warm}WITH (validation = 0) AS SELECT * EXCLUDE (y, target) "
                     f"{', ' + label if label else ''} FROM warm")  # fmt: skip
             con.sql("SELECT count(*) FROM PREDICT(MODEL w, TABLE warm)").fetchall()
-            baseline(trainer, label, make, x[:1000], labels[label][:1000] if label else None, x[:1000], 1)
             with_ = ", ".join(
                 filter(None, [params, "validation = 0", "num_threads = 1" if "forest" in trainer else ""])
             )
             label_sql = f"LABEL {label} " if label else ""
             columns = f"{label}, {features}" if label else features
             train = f"TRAIN MODEL m USING {trainer} {label_sql}WITH ({with_}) AS SELECT {columns} FROM data"
-            ours, _ = best_of(lambda train=train: con.sql(train), args.repeats)
+            ours, theirs = alternating(lambda train=train: con.sql(train), fit, args.repeats)
             source = "knn_data" if trainer.startswith("knn") else "data"
-            scored_rows = args.knn_rows if trainer.startswith("knn") else args.rows
             predict = f"SELECT sum({score_column(trainer)}) FROM PREDICT(MODEL m, TABLE {source})"
-            ours_predict, _ = best_of(lambda predict=predict: con.sql(predict).fetchall(), args.repeats)
-            y = labels[label] if label else None
-            theirs, theirs_predict = baseline(trainer, label, make, x, y, x[:scored_rows], args.repeats)
+            con.sql(predict).fetchall()  # untimed: the new version's first load
+            score()
+            ours_predict, theirs_predict = alternating(
+                lambda predict=predict: con.sql(predict).fetchall(), score, args.predict_repeats
+            )
             ours_rate, theirs_rate = scored_rows / ours_predict, scored_rows / theirs_predict
             print(f"{trainer:26} {ours:8.2f} {theirs:8.2f} {ours / theirs:6.2f} {ours_rate:10,.0f} "
                   f"{theirs_rate:11,.0f} {ours_rate / theirs_rate:6.2f}", flush=True)  # fmt: skip

@@ -222,7 +222,7 @@ class Engine:
                         fn, arg_types, out_type = scoring.point_in_time_function(self.catalog, call.model, call.history)
                     else:
                         fn, arg_type, out_type = scoring.scoring_function(call.model)
-                        arg_types = [arg_type]
+                        arg_types = [arg_type, "INTEGER"]
                     self.con.create_function(
                         call.udf,
                         fn,

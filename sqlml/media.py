@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from sqlml.errors import ExecutionError
 from sqlml.functions import create_function
-from sqlml.scoring import reported
+from sqlml.scoring import one_array, reported
 
 _IMAGE = "STRUCT(width INTEGER, height INTEGER, channels INTEGER, pixels FLOAT[], error VARCHAR)"
 _AUDIO = "STRUCT(sample_rate INTEGER, channels INTEGER, duration DOUBLE, samples FLOAT[], error VARCHAR)"
@@ -161,8 +161,7 @@ def decode_wav(data: bytes, rate: int | None, mono: bool) -> tuple[int, int, flo
 
 def _vectors(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray | None]:
     """A LIST column's rows as float32 NumPy views of one buffer (None: NULL), not Python lists."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+    column = one_array(column)
     if column.type != pa.list_(pa.float32()):
         column = column.cast(pa.list_(pa.float32()))
     offsets = column.offsets.to_numpy()

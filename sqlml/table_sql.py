@@ -151,6 +151,9 @@ def output_names(meta: dict[str, Any]) -> list[str]:
     return [*names, *(["embedding"] if meta.get("embedding") else []), "model_version"]
 
 
+THREADS = "CAST(current_setting('threads') AS INTEGER)"  # DuckDB's threads, for a scorer that splits its rows
+
+
 def predict_sql(
     udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None,
     threshold: float | None = None, explain: str | None = None, style: str = "sqlml",
@@ -169,7 +172,7 @@ def predict_sql(
         f"{quote(f['name'])} := CAST({expression(model.meta, f['name'])} AS {FeatureSpec(**f).fetch_type})"
         for f in model.meta["features"]
     )
-    call = f"{udf}(struct_pack({args}))"
+    call = f"{udf}(struct_pack({args}), {THREADS})"
     score, version, result_type = '"__sqlml_score"', str(model.version), output_type(model.meta)
     if time is not None:
         call = f"{udf}(struct_pack({args}), epoch_us({quote(time)}))"

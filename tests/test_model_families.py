@@ -254,3 +254,53 @@ def test_continuous_training_with_a_scikit_learn_family(con):
         if previous is not None:
             assert log[k][1] == pytest.approx(roc_auc_score(y, previous.predict_proba(x)[:, 1]), abs=1e-5)
         previous = reference(LogisticRegression(C=0.5, max_iter=1000, random_state=0)).fit(x, y)
+
+
+@pytest.mark.parametrize(("trainer", "make"), [
+    ("logistic_classifier", lambda: LogisticRegression(max_iter=1000, random_state=3)),
+    ("pca", lambda: PCA(n_components=3, random_state=0)),
+])  # fmt: skip
+def test_null_and_nan_features_are_imputed_as_scikit_learn_does(con, trainer, make):
+    """The training means fill NULL and NaN inputs inside the ONNX graph (ONNX-ML's Imputer)."""
+    src, x, y = dataset("breast_cancer")
+    rng = np.random.default_rng(7)
+    holes = rng.random(x.shape) < 0.1
+    x = np.where(holes, np.nan, x)
+    columns = {f"f{i}": pa.array(x[:, i], from_pandas=i % 2 == 0) for i in range(x.shape[1])}  # even: NULL, odd: NaN
+    src = pa.table({"id": np.arange(len(y)), **columns, "y": y})
+    assert src.column("f0").null_count > 0 and np.isnan(src.column("f1").to_numpy()).any()
+    label = "LABEL y " if trainer != "pca" else ""
+    params = "n_components = 3, " if trainer == "pca" else ""
+    con.sql(f"TRAIN MODEL n USING {trainer} {label}WITH ({params}validation = 0) "
+            f"AS SELECT * EXCLUDE (id{', y' if trainer == 'pca' else ''}) FROM src")  # fmt: skip
+    # sqlml's training matrix holds NaN for NULL, as scikit-learn's does here
+    fitted = reference(make()).fit(np.asfortranarray(x), None if trainer == "pca" else y)
+    if trainer == "pca":
+        got, expected = [r[0] for r in predict(con, "n", src, "components")], fitted.transform(x)
+    else:
+        got, expected = [r[0] for r in predict(con, "n", src, "probability")], fitted.predict_proba(x)[:, 1]
+    np.testing.assert_allclose(np.array(got), expected, atol=1e-4)
+
+
+def test_a_slow_model_scores_its_vectors_in_parts_in_row_order(con, monkeypatch):
+    """PREDICT splits a vector over DuckDB's threads when the model takes over HEAVY seconds a
+    vector: the rows come back in their order, the scores as unsplit."""
+    from sqlml import scoring
+
+    n = 6000  # three vectors, one row group: one DuckDB thread
+    con.sql(f"CREATE TABLE t AS SELECT i AS id, (i * 37 % 101) / 10.0 AS a, (i * 11 % 7) - 3.0 AS b, "
+            f"(i % 5 = 0) OR (i * 37 % 101) > 60 AS y FROM range({n}) r(i)")  # fmt: skip
+    con.sql("TRAIN MODEL s USING logistic_classifier LABEL y WITH (validation = 0) AS SELECT a, b, y FROM t")
+    query = "SELECT id, probability FROM PREDICT(MODEL s, TABLE t) ORDER BY id"
+    con.sql("SET threads = 1")  # one thread: never split
+    whole = con.sql(query).fetchall()
+    parts: list[int] = []
+    scores = scoring.scores
+    monkeypatch.setattr(scoring, "HEAVY", -1.0)  # every vector counts as slow
+    monkeypatch.setattr(
+        scoring, "scores", lambda model, matrix, e=False: parts.append(len(matrix)) or scores(model, matrix, e)
+    )
+    con.sql("SET threads = 3")
+    split = con.sql(query).fetchall()
+    assert split == whole and len(whole) == n
+    assert sum(parts) == n and min(parts) < 1000  # vectors after the first (whole, or not) in thirds
