@@ -101,13 +101,17 @@ def input_type(specs: list[FeatureSpec]) -> str:
 
 def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], pa.Array], str, str]:
     """The UDF for PREDICT: (function of the features' STRUCT and DuckDB's `threads`, input
-    STRUCT type, output type). A model slow enough that a vector takes over `HEAVY` seconds
-    scores each vector in parts on up to `threads` threads: DuckDB scans a table in row groups
-    of 122,880 rows, one per thread, so a smaller table would score on one core."""
+    STRUCT type, output type). A model that spends over `HEAVY` seconds of CPU on a vector
+    scores the next ones in parts on up to `threads` threads: DuckDB scans a table in row
+    groups of 122,880 rows, one per thread, so a smaller table would score on one core."""
     model, specs = load(model_version)
     embedding = bool(model_version.meta.get("embedding"))
     numbers_only = all(s.kind == "numeric" for s in specs)
-    heavy = [False]  # whether the last vector took over HEAVY seconds
+    cost = [0.0]  # CPU seconds the last vector took
+
+    def part(matrix: Any) -> tuple[np.ndarray, float]:
+        start = time.thread_time()  # LightGBM and ONNX Runtime compute on the calling thread
+        return scores(model, matrix, embedding), time.thread_time() - start
 
     def score(struct: pa.StructArray | pa.ChunkedArray, threads: pa.Array | pa.ChunkedArray) -> pa.Array:
         struct = one_array(struct)
@@ -116,14 +120,12 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], 
         else:
             matrix, _ = features.design(struct.flatten(), specs, len(struct))
         workers = min(int(threads[0].as_py() or 1) if len(threads) else 1, len(struct) // 256)
-        if heavy[0] and workers > 1:
-            parts = np.array_split(np.arange(len(struct)), workers)
-            done = _pool().map(lambda rows: scores(model, features.take_rows(matrix, rows), embedding), parts)
-            out = np.concatenate(list(done))
+        if cost[0] > HEAVY and workers > 1:
+            parts = [features.take_rows(matrix, rows) for rows in np.array_split(np.arange(len(struct)), workers)]
+            done = list(_pool().map(part, parts))
+            out, cost[0] = np.concatenate([o for o, _ in done]), sum(c for _, c in done)
         else:
-            start = time.perf_counter()
-            out = scores(model, matrix, embedding)
-            heavy[0] = time.perf_counter() - start > HEAVY
+            out, cost[0] = part(matrix)
         if out.ndim == 2:
             rows, k = out.shape
             return pa.ListArray.from_arrays(
@@ -134,7 +136,7 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], 
     return reported(score), input_type(specs), output_type(model_version.meta)
 
 
-HEAVY = 0.002  # seconds a vector's scoring takes before PREDICT splits its rows over threads
+HEAVY = 0.002  # CPU seconds a vector's scoring takes before PREDICT splits the next ones over threads
 
 
 @functools.cache  # one pool per process, made on first use
