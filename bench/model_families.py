@@ -1,6 +1,6 @@
 """The model families: TRAIN and PREDICT through sqlml against the same library called directly.
 
-    python bench/model_families.py [--rows 200000] [--repeats 2] [--only logistic_classifier,...]
+    python bench/model_families.py [--rows 200000] [--repeats 3] [--predict-repeats 9] [--only logistic_classifier,...]
 
 Data: `rows` x 28 features generated in DuckDB (bench/common.py), a BOOLEAN label for the
 classifiers and a numeric one for the regressors; every model trains on every row
@@ -11,6 +11,7 @@ forests it is `lightgbm.train` with `boosting = 'rf'`. sqlml's times are whole s
 TRAIN (fetch from DuckDB, fit, convert to ONNX, save) and
 `SELECT sum(...) FROM PREDICT(MODEL m, TABLE data)` (ONNX Runtime inside DuckDB's pipeline).
 k-NN scores `knn_rows` rows (every prediction searches all training rows; both sides).
+sqlml and the baseline run in turn (medians of each), so that the machine's drift falls on both.
 Targets: TRAIN ratio <= 1.2, PREDICT throughput ratio (sqlml rows/s over the baseline's) >= 0.8.
 """
 
