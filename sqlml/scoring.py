@@ -1,8 +1,8 @@
 """Scoring with a stored model: the vectorised DuckDB function behind PREDICT, and EVALUATE.
 
 PREDICT runs inside DuckDB's pipeline: the model is a scalar Arrow UDF taking a STRUCT of
-its features, called once per DuckDB vector, on every DuckDB thread, with LightGBM on one
-thread per call.
+its features, called once per DuckDB vector, on every DuckDB thread, with LightGBM or ONNX
+Runtime on one thread per call (a slow model's vector in parts, one thread each).
 """
 
 from __future__ import annotations

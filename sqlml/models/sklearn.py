@@ -330,7 +330,7 @@ def _numbers_graph(pipeline: Any, width: int) -> Any:
             domain=ML_DOMAIN,
             imputed_value_floats=fill.tolist(),
             replaced_value_float=float("nan"),
-        ),  # fmt: skip
+        ),
         helper.make_node("Sub", ["filled", "mean"], ["centred"]),
         helper.make_node("Div", ["centred", "scale"], ["variable"]),
     ]
