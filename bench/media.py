@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -38,21 +37,17 @@ from PIL import Image
 import sqlml
 from sqlml.media import mfcc_batch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import alternating  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SPOKEN = ROOT / "queries" / "data" / "spoken_digits"
 
 
 def medians(first, second, repeat: int = 7) -> tuple[float, float]:
-    """Median seconds of two pipelines, run in turn (so that the machine's drifting load falls on
-    both alike), after a warm-up of each."""
+    """Median seconds of two pipelines, run in turn, after a warm-up of each."""
     first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        for run, kept in ((first, times[0]), (second, times[1])):
-            began = time.perf_counter()
-            run()
-            kept.append(time.perf_counter() - began)
-    return statistics.median(times[0]), statistics.median(times[1])
+    return alternating(first, second, repeat)
 
 
 def rates(count: int, unit: str, con: sqlml.Connection, through_sqlml, direct) -> dict[str, float]:
