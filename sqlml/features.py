@@ -209,8 +209,7 @@ def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int, order: Liter
     (`order = "C"`, the layout LightGBM predicts fastest from) or column-major ("F", filled
     with contiguous writes, for scikit-learn's fits)."""
     if order == "C" and columns and all(isinstance(c, pa.Array) for c in columns):  # one batch: one C++ call
-        batch = pa.RecordBatch.from_arrays(columns, names=[str(i) for i in range(len(columns))])
-        return np.asarray(batch.to_tensor(null_to_nan=True), dtype=np.float64)
+        return _row_major(pa.RecordBatch.from_arrays(columns, names=[str(i) for i in range(len(columns))]))
     out = np.empty((rows, len(columns)), dtype=np.float64, order=order)
     for i, col in enumerate(columns):
         out[:, i] = (
@@ -224,7 +223,13 @@ def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int, order: Liter
 def numbers_matrix(struct: pa.StructArray) -> np.ndarray:
     """A STRUCT of numeric features (PREDICT's input) as a row-major float64 matrix, NULL as
     NaN, in one Arrow call."""
-    return np.asarray(pa.RecordBatch.from_struct_array(struct).to_tensor(null_to_nan=True), dtype=np.float64)
+    return _row_major(pa.RecordBatch.from_struct_array(struct))
+
+
+def _row_major(batch: pa.RecordBatch) -> np.ndarray:
+    """A batch of numeric columns as a row-major float64 matrix, NULL as NaN (Arrow's C++
+    writes it: several times faster than a NumPy write per column)."""
+    return np.asarray(batch.to_tensor(null_to_nan=True), dtype=np.float64)
 
 
 def vector_block(column: pa.Array | pa.ChunkedArray, spec: FeatureSpec) -> np.ndarray:

@@ -121,8 +121,8 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], 
             matrix, _ = features.design(struct.flatten(), specs, len(struct))
         workers = min(int(threads[0].as_py() or 1) if len(threads) else 1, len(struct) // 256)
         if cost[0] > HEAVY and workers > 1:
-            parts = [features.take_rows(matrix, rows) for rows in np.array_split(np.arange(len(struct)), workers)]
-            done = list(_pool().map(part, parts))
+            step = -(-len(struct) // workers)  # row slices: views of the matrix (dense or CSR), in order
+            done = list(_pool().map(part, [matrix[i : i + step] for i in range(0, len(struct), step)]))
             out, cost[0] = np.concatenate([o for o, _ in done]), sum(c for _, c in done)
         else:
             out, cost[0] = part(matrix)
