@@ -59,7 +59,9 @@ CLASSIFIERS = [
     ("logistic_classifier", "C = 0.5", lambda: LogisticRegression(C=0.5, max_iter=1000, random_state=3)),
     ("logistic_classifier", "C = 0.5, l1_ratio = 0.5", lambda: LogisticRegression(
         C=0.5, l1_ratio=0.5, solver="saga", max_iter=1000, random_state=3)),
-    ("linear_svc", "C = 0.2", lambda: CalibratedClassifierCV(LinearSVC(C=0.2, random_state=3), method="sigmoid", cv=3)),
+    # liblinear stops at tol = 1e-4: inputs equal to the last bits then give probabilities 1e-4 apart (digits)
+    ("linear_svc", "C = 0.2, tol = 1e-8, max_iter = 100000", lambda: CalibratedClassifierCV(
+        LinearSVC(C=0.2, tol=1e-8, max_iter=100000, random_state=3), method="sigmoid", cv=3)),
     ("naive_bayes", "var_smoothing = 1e-9", lambda: GaussianNB(var_smoothing=1e-9)),
     ("knn_classifier", "n_neighbors = 7", lambda: KNeighborsClassifier(n_neighbors=7)),
 ]  # fmt: skip
@@ -123,6 +125,29 @@ def test_knn_weighted_by_distance_equals_scikit_learn(con, name, trainer, make):
         np.testing.assert_allclose([r[0] for r in rows], fitted.predict(x[held]), rtol=1e-5, atol=1e-4)
 
 
+def test_standardiser_learns_what_scikit_learn_learns():
+    """NULL holes, an all-NULL column, a constant one and one constant to scikit-learn's test
+    (1e9 plus rounding noise): the same fill, mean and scale, and the same matrix."""
+    from sqlml.models.sklearn import Standardiser
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(3.0, 2.0, (5000, 5))
+    x[rng.random(5000) < 0.2, 0] = np.nan
+    x[:, 1] = np.nan
+    x[:, 2] = 7.0
+    x[:, 3] = 1e9 + rng.integers(0, 2, 5000) * 1e-7
+    x[::2, 4] *= 1e6
+    expected = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler()).fit(x)
+    ours = Standardiser()
+    got = ours.fit_transform(np.array(x, order="F"))
+    imputer, scaler = expected.named_steps["simpleimputer"], expected.named_steps["standardscaler"]
+    np.testing.assert_allclose(ours.fill_, imputer.statistics_, rtol=1e-12)
+    np.testing.assert_allclose(ours.mean_, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(ours.scale_, scaler.scale_, rtol=1e-12)
+    assert ours.scale_[1:4].tolist() == [1.0, 1.0, 1.0] and ours.scale_[0] != 1.0
+    np.testing.assert_allclose(got, expected.transform(x), rtol=1e-9, atol=1e-9)
+
+
 def test_knn_training_rows_enter_the_graph_as_raw_bytes():
     """skl2onnx writes them one number at a time (2.2 s for 200,000 x 28 rows): sqlml converts a
     model of a few rows and puts all of them into its constants at once."""
@@ -131,8 +156,8 @@ def test_knn_training_rows_enter_the_graph_as_raw_bytes():
     from sqlml.models.sklearn import preprocessing, to_onnx
 
     _, x, y = dataset("wine")
-    pre = preprocessing(x, [f"f{i}" for i in range(x.shape[1])], ()).fit(x)
-    knn = KNeighborsClassifier(3).fit(pre.transform(x), y)
+    pre = preprocessing(x, [f"f{i}" for i in range(x.shape[1])], ())
+    knn = KNeighborsClassifier(3).fit(pre.fit_transform(np.array(x, order="F")), y)
     data, _ = to_onnx(pre, knn, x.shape[1], "classification")
     constants = {tuple(i.dims): i for i in onnx.load_model_from_string(data).graph.initializer}
     rows, labels = constants[x.shape], constants[(len(y),)]
