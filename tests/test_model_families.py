@@ -188,11 +188,12 @@ def test_kmeans_equals_scikit_learn(con, data):
     assert silhouette == pytest.approx(silhouette_score(z, labels), rel=1e-4)
 
 
-@pytest.mark.parametrize("data", ["wine", "digits"])
-def test_pca_equals_scikit_learn_and_feeds_another_train(con, data):
+@pytest.mark.parametrize(("data", "whiten"), [("wine", False), ("digits", True)])
+def test_pca_equals_scikit_learn_and_feeds_another_train(con, data, whiten):
     src, x, y = dataset(data)
-    con.sql("TRAIN MODEL p USING pca WITH (n_components = 3, validation = 0) AS SELECT * EXCLUDE (id, y) FROM src")
-    pipeline = reference(PCA(n_components=3, random_state=0)).fit(x)
+    con.sql(f"TRAIN MODEL p USING pca WITH (n_components = 3, whiten = {whiten}, validation = 0) "
+            "AS SELECT * EXCLUDE (id, y) FROM src")  # fmt: skip
+    pipeline = reference(PCA(n_components=3, whiten=whiten, random_state=0)).fit(x)
     rows = predict(con, "p", src, "components")
     np.testing.assert_allclose(np.array([r[0] for r in rows]), pipeline.transform(x), atol=1e-4)
     assert con.sql("SELECT typeof(components) FROM PREDICT(MODEL p, TABLE src) LIMIT 1").fetchone() == ("DOUBLE[3]",)
@@ -329,3 +330,29 @@ def test_a_slow_model_scores_its_vectors_in_parts_in_row_order(con, monkeypatch)
     split = con.sql(query).fetchall()
     assert split == whole and len(whole) == n
     assert sum(parts) == n and min(parts) < 1000  # vectors after the first (whole, or not) in thirds
+
+
+def test_predict_runs_only_the_operators_its_score_needs(con, tmp_path):
+    """ONNX Runtime runs a whole graph whatever outputs are asked for: PREDICT's session holds
+    the part that computes the score (the standardisation, folded into the Gemm's weights,
+    is not computed twice), and gives the whole graph's scores."""
+    import onnx
+    import onnxruntime as ort
+
+    from sqlml.models.onnx import pruned
+
+    src, x, _ = dataset("wine")
+    con.sql("TRAIN MODEL p USING pca WITH (n_components = 2, validation = 0) AS SELECT * EXCLUDE (id, y) FROM src")
+    data = (tmp_path / "catalog" / "p" / "1" / "model.onnx").read_bytes()
+    whole = onnx.load_model_from_string(data)
+    score = whole.graph.output[-1].name
+    part = pruned(data, (score,))
+    assert [n.op_type for n in onnx.load_model_from_string(part).graph.node] == ["Imputer", "Gemm"]
+    assert [n.op_type for n in whole.graph.node] == ["Imputer", "Sub", "Div", "Gemm"]
+    assert pruned(data, (score, whole.graph.output[0].name)) is data  # every operator needed: the bytes as they are
+    inputs = {"input": x.astype(np.float32)}
+    (expected,) = ort.InferenceSession(data).run([score], inputs)
+    (got,) = ort.InferenceSession(part).run([score], inputs)
+    np.testing.assert_array_equal(got, expected)
+    rows = predict(con, "p", src, "components")
+    np.testing.assert_allclose(np.array([r[0] for r in rows]), expected, rtol=1e-6, atol=1e-6)

@@ -1,12 +1,18 @@
 """ONNX graphs sqlml writes itself, where skl2onnx's graph for the same model runs several
-times slower in ONNX Runtime: the numbers' preprocessing, and linear SVC's calibrated
-probabilities. Each computes what scikit-learn computes, in float32 (the tests compare them
-with scikit-learn's own predictions).
+times slower in ONNX Runtime: the numbers' preprocessing, and the models that are one affine
+map and a link (linear and logistic regression, linear SVC's calibrated probabilities, PCA).
+Each computes what scikit-learn computes, in float32 (the tests compare them with
+scikit-learn's own predictions).
+
+The standardisation of numbers is folded into the affine map's weights, (x - m) / s . w + b =
+x . (w / s) + (b - (m / s) . w): ONNX Runtime spends 145 µs a 2,048-row vector on the Sub and
+Div of 28 columns (they broadcast), twice what the whole Gemm costs. The rounding this adds is
+of the order of float32's rounding of the inputs, which both ways have.
 
 >>> import numpy as np
 >>> graph = numbers_graph(np.array([1.0, 2.0]), np.array([0.5, 2.0]), np.array([2.0, 4.0]))
->>> [node.op_type for node in graph.graph.node]
-['Imputer', 'Sub', 'Div']
+>>> [node.op_type for node in graph.graph.node], [o.name for o in graph.graph.output]
+(['Imputer', 'Sub', 'Div'], ['variable', 'filled'])
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ def numbers_graph(fill: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> Any:
     """NULL (NaN) as `fill`, then (x - mean) / scale, with ONNX-ML's Imputer and standard Sub
     and Div: the float32 arithmetic of skl2onnx's Imputer and Scaler. ONNX-ML's Scaler runs
     several times slower than Sub and Div, and IsNaN + Where (a broadcast) 10x slower than the
-    Imputer. Input `input`, output `variable`, both (rows, width)."""
+    Imputer. Input `input`, outputs `variable` and the imputed inputs `filled`, all (rows, width)."""
     from onnx import TensorProto, helper, numpy_helper
 
     width = len(fill)
@@ -44,33 +50,61 @@ def numbers_graph(fill: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> Any:
     graph = helper.make_graph(
         nodes, "preprocessing",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, width])],
-        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, width]) for name in ("variable", "filled")],
         constants,
     )  # fmt: skip
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(ML_DOMAIN, 1)])
 
 
-def calibrated_linear_graph(calibrated: Any, width: int | None) -> Any | None:
-    """A CalibratedClassifierCV of linear models with sigmoid calibration (sqlml's linear_svc)
-    as one Gemm of every fold's calibrated scores, a Sigmoid, and the folds' normalised mean:
-    6-8 operators where skl2onnx writes 36 (1.5 ms a 2,048-row vector, as long as
-    scikit-learn's whole predict_proba). None for a model this does not cover (another
-    calibration, a fold that saw fewer classes): skl2onnx converts those.
+def estimator_graph(estimator: Any, width: int | None, mean: np.ndarray | None = None,
+                    scale: np.ndarray | None = None) -> Any | None:  # fmt: skip
+    """sqlml's graph for a fitted scikit-learn estimator that is an affine map and a link, on
+    inputs of `width` columns (standardised by `mean` and `scale` first, folded into the
+    weights, when given); None for another estimator, which skl2onnx converts. Input `x`;
+    outputs as skl2onnx names them: `variable` (a regression's value, PCA's components), or
+    `label` (int64) and `probabilities` (rows, classes).
 
-    Per fold k and class c, scikit-learn's probability is expit(-(a * (w.x + b) + b')), with
-    the calibrator's a and b' folded into the Gemm's weights: (-a w).x - (a b + b'). Binary:
-    the mean over folds is class 1's probability. Multiclass: each fold's probabilities are
-    divided by their sum (uniform when every one is 0: a tiny constant added to each gives
-    that), then averaged. Outputs `label` (int64) and `probabilities` (rows, classes), as
-    skl2onnx's classifiers."""
-    from onnx import TensorProto, helper, numpy_helper
+    - LinearRegression: x . w + b.
+    - LogisticRegression: binary, [1 - p, p] with p = sigmoid(x . w + b); multiclass, the
+      softmax of x . W + b (scikit-learn's predict_proba).
+    - PCA: (x - mean) . components' / sqrt(explained variance) when whitened (its transform).
+    - CalibratedClassifierCV of a linear model, sigmoid calibration (sqlml's linear_svc): per
+      fold k and class c scikit-learn's probability is expit(-(a (w . x + b) + b')), so the
+      calibrator's a and b' fold into the weights, (-a w) . x - (a b + b'). Binary: the folds'
+      mean is class 1's probability. Multiclass: each fold's probabilities are divided by
+      their sum (uniform when every one is 0: a tiny constant added to each gives that), then
+      averaged. 11 operators where skl2onnx writes 36 (1.5 ms a vector).
+    """
+    kind = type(estimator).__name__
+    if kind == "LinearRegression" and np.ndim(estimator.coef_) == 1:
+        weights, biases = estimator.coef_[:, None], np.atleast_1d(estimator.intercept_)
+        return _affine_graph(weights, biases, mean, scale, width, [], {"variable": [None, 1]}, scores="variable")
+    if kind == "LogisticRegression":
+        weights, biases = estimator.coef_.T, np.asarray(estimator.intercept_)
+        if len(estimator.classes_) == 2:
+            nodes = [_node("Sigmoid", ["scores"], ["positive"]), *_labelled("positive")]
+        else:
+            nodes = [_node("Softmax", ["scores"], ["probabilities"], axis=1), *_labelled(None)]
+        return _affine_graph(weights, biases, mean, scale, width, nodes, _classified(len(estimator.classes_)))
+    if kind == "PCA":
+        whiten = np.sqrt(estimator.explained_variance_) if estimator.whiten else np.ones(estimator.n_components_)
+        whiten = np.maximum(whiten, np.finfo(np.float64).eps)
+        weights = estimator.components_.T / whiten
+        biases = -(estimator.mean_ @ estimator.components_.T) / whiten
+        outputs = {"variable": [None, len(biases)]}
+        return _affine_graph(weights, biases, mean, scale, width, [], outputs, scores="variable")
+    if kind == "CalibratedClassifierCV":
+        return _calibrated(estimator, width, mean, scale)
+    return None
 
+
+def _calibrated(calibrated: Any, width: int | None, mean: np.ndarray | None, scale: np.ndarray | None) -> Any | None:
     folds = calibrated.calibrated_classifiers_
     classes = len(calibrated.classes_)
     if calibrated.method != "sigmoid" or any(
         not hasattr(f.estimator, "coef_") or len(f.estimator.classes_) != classes for f in folds
     ):
-        return None
+        return None  # another calibration, or a fold that saw fewer classes
     weights, biases = [], []
     for fold in folds:
         coef = np.atleast_2d(fold.estimator.coef_)  # (1 or classes, width)
@@ -80,39 +114,71 @@ def calibrated_linear_graph(calibrated: Any, width: int | None) -> Any | None:
         weights.append(-a[:, None] * coef)
         biases.append(-(a * intercept + b))
     per_fold = len(weights[0])  # 1 (binary) or classes
+    nodes = [_node("Sigmoid", ["scores"], ["calibrated"])]
+    if classes == 2:
+        nodes += [_node("ReduceMean", ["calibrated", "fold_axes"], ["positive"], keepdims=1), *_labelled("positive")]
+    else:
+        nodes += [
+            _node("Add", ["calibrated", "tiny"], ["lifted"]),
+            _node("Reshape", ["lifted", "shape"], ["by_fold"]),
+            _node("ReduceSum", ["by_fold", "sum_axes"], ["total"], keepdims=1),
+            _node("Div", ["by_fold", "total"], ["normalised"]),
+            _node("ReduceMean", ["normalised", "fold_axes"], ["probabilities"], keepdims=0),
+            *_labelled(None),
+        ]
     constants: dict[str, np.ndarray] = {
-        "weights": np.concatenate(weights).T.astype(np.float32),  # (width, folds x per_fold)
-        "biases": np.concatenate(biases).astype(np.float32),
         "sum_axes": np.array([2], dtype=np.int64),
         "fold_axes": np.array([1], dtype=np.int64),
         "shape": np.array([0, len(folds), per_fold], dtype=np.int64),
-        "one": np.ones((1, 1), dtype=np.float32),
         "tiny": np.array(1e-30, dtype=np.float32),
     }
-    nodes = [
-        helper.make_node("Gemm", ["x", "weights", "biases"], ["scores"]),
-        helper.make_node("Sigmoid", ["scores"], ["calibrated"]),
-    ]
-    if classes == 2:
-        nodes += [
-            helper.make_node("ReduceMean", ["calibrated", "fold_axes"], ["positive"], keepdims=1),
-            helper.make_node("Sub", ["one", "positive"], ["negative"]),
-            helper.make_node("Concat", ["negative", "positive"], ["probabilities"], axis=1),
+    weights_, biases_ = np.concatenate(weights).T, np.concatenate(biases)  # (width, folds x per_fold)
+    return _affine_graph(weights_, biases_, mean, scale, width, nodes, _classified(classes), constants)
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], **attributes: Any) -> Any:
+    from onnx import helper
+
+    return helper.make_node(op, inputs, outputs, **attributes)
+
+
+def _labelled(positive: str | None) -> list[Any]:
+    """The probabilities [1 - p, p] from class 1's probability `positive` (None: they are
+    computed already), and the label: the first class of the highest probability."""
+    nodes = []
+    if positive is not None:
+        nodes = [
+            _node("Sub", ["one", positive], ["negative"]),
+            _node("Concat", ["negative", positive], ["probabilities"], axis=1),
         ]
-    else:
-        nodes += [
-            helper.make_node("Add", ["calibrated", "tiny"], ["lifted"]),
-            helper.make_node("Reshape", ["lifted", "shape"], ["by_fold"]),
-            helper.make_node("ReduceSum", ["by_fold", "sum_axes"], ["total"], keepdims=1),
-            helper.make_node("Div", ["by_fold", "total"], ["normalised"]),
-            helper.make_node("ReduceMean", ["normalised", "fold_axes"], ["probabilities"], keepdims=0),
-        ]
-    nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0))
+    return [*nodes, _node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0)]
+
+
+def _classified(classes: int) -> dict[str, list[int | None]]:
+    return {"label": [None], "probabilities": [None, classes]}
+
+
+def _affine_graph(
+    weights: np.ndarray, biases: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None, width: int | None,
+    nodes: list[Any], outputs: dict[str, list[int | None]], constants: dict[str, np.ndarray] | None = None,
+    scores: str = "scores",
+) -> Any:  # fmt: skip
+    """Gemm(x, weights, biases) as `scores` (the standardisation folded in when `mean` and
+    `scale` are given), then `nodes`, with `outputs` (name: shape) as the graph's outputs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if mean is not None and scale is not None:
+        weights = weights / scale[:, None]
+        biases = biases - mean @ weights
+    constants = {**(constants or {}), "weights": weights, "biases": biases, "one": np.ones((1, 1))}
+    nodes = [_node("Gemm", ["x", "weights", "biases"], [scores]), *nodes]
+    used = {name for node in nodes for name in node.input}
+    types = {"label": TensorProto.INT64}
     graph = helper.make_graph(
-        nodes, "calibrated_linear",
+        nodes, "affine",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, classes])],
-        [numpy_helper.from_array(v, name) for name, v in constants.items()],
+        [helper.make_tensor_value_info(name, types.get(name, TensorProto.FLOAT), shape) for name, shape in outputs.items()],
+        [numpy_helper.from_array(np.asarray(v, dtype=np.float32 if v.dtype.kind == "f" else v.dtype), name)
+         for name, v in constants.items() if name in used],
     )  # fmt: skip
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

@@ -23,7 +23,7 @@ import pyarrow as pa
 from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.models import onnx as onnx_models
 from sqlml.models.base import UNSUPERVISED, Model, Progress, TrainingData
-from sqlml.models.onnx_graphs import OPSET, calibrated_linear_graph, numbers_graph
+from sqlml.models.onnx_graphs import OPSET, estimator_graph, numbers_graph
 
 # parameters no family takes, and what to write instead
 _REFUSED = {
@@ -262,8 +262,10 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     from skl2onnx.common.data_types import FloatTensorType
 
     try:
+        mean = scale = None
         if isinstance(preprocess, Standardiser):  # numbers only: plain tensor operators, several times faster
             head = numbers_graph(preprocess.fill_, preprocess.mean_, preprocess.scale_)
+            mean, scale = preprocess.mean_, preprocess.scale_
         else:
             head = convert(preprocess, initial_types=[("input", FloatTensorType([None, width]))], target_opset=OPSET)
         inner = head.graph.output[0]
@@ -277,12 +279,13 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
                            options={id(estimator): options} if options else None, target_opset=OPSET)  # fmt: skip
 
         rows: dict[str, np.ndarray] = {}
-        if hasattr(estimator, "calibrated_classifiers_"):  # linear SVC: skl2onnx's graph is 5x slower
-            tail = calibrated_linear_graph(estimator, size) or tail_graph()
-        elif hasattr(estimator, "_fit_X"):
+        # the estimator reads the standardised inputs, or the imputed ones when its graph folds the standardisation in
+        tail = estimator_graph(estimator, size, mean, scale)
+        feed = "filled" if tail is not None and mean is not None else inner.name
+        if tail is None and hasattr(estimator, "_fit_X"):
             tail, rows = _few_training_rows(estimator, tail_graph)
             _unnegate_distances(tail)
-        else:
+        elif tail is None:
             tail = tail_graph()
     except Exception as err:  # skl2onnx raises many types for what it cannot convert
         raise ExecutionError(f"skl2onnx could not convert the model to ONNX: {err}") from err
@@ -292,7 +295,7 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     for opset in head.opset_import:  # one version per domain: the one the estimator's operators need
         opset.version = max(opset.version, versions.get(opset.domain, 0))
     names = [o.name for o in tail.graph.output]
-    merged = compose.merge_models(head, tail, io_map=[(inner.name, "model_x")], outputs=[inner.name, *names])
+    merged = compose.merge_models(head, tail, io_map=[(feed, "model_x")], outputs=[inner.name, *names])
     for init in merged.graph.initializer:  # after the merge, which checks (and so serialises) the whole graph
         if init.name in rows:
             init.CopyFrom(numpy_helper.from_array(rows[init.name], init.name))
