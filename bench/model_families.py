@@ -1,6 +1,6 @@
 """The model families: TRAIN and PREDICT through sqlml against the same library called directly.
 
-    python bench/model_families.py [--rows 200000] [--repeats 3] [--predict-repeats 9] [--only logistic_classifier,...]
+    python bench/model_families.py [--rows 200000] [--repeats 5] [--predict-repeats 9] [--only logistic_classifier,...]
 
 Data: `rows` x 28 features generated in DuckDB (bench/common.py), a BOOLEAN label for the
 classifiers and a numeric one for the regressors; every model trains on every row
@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--knn-rows", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--predict-repeats", type=int, default=9)
     parser.add_argument("--only", default="")
     args = parser.parse_args()

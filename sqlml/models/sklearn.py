@@ -133,6 +133,8 @@ class SklearnTrainer:
             with warnings.catch_warnings(record=True) as caught:  # kept in the version's metadata (DESCRIBE)
                 warnings.simplefilter("always", ConvergenceWarning)
                 xt = preprocess.fit_transform(x)
+                # a linear model's inputs' mean (for its explanations), before a fit that may overwrite them
+                mean = np.average(xt, axis=0, weights=train.weight) if hasattr(estimator, "fit_intercept") else None
                 if self.task in UNSUPERVISED:
                     estimator.fit(xt, **fit_params)
                 else:
@@ -159,8 +161,8 @@ class SklearnTrainer:
                 hint="Try other parameters (metric = 'euclidean', say); nothing was stored.",
             ) from err
         model.info = {"onnx": {"outputs": model.outputs}, **_summary(estimator)}
-        if hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
-            model.info["linear"] = linear_terms(estimator, xt, preprocess, len(columns), train.weight)
+        if mean is not None and hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
+            model.info["linear"] = linear_terms(estimator, mean, preprocess, len(columns))
         notes = sorted({str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
         if notes:
             model.info["warnings"] = notes
@@ -171,7 +173,8 @@ class SklearnTrainer:
         cls = self._class()
         if seed is not None and "random_state" in inspect.signature(cls).parameters:
             params = {**params, "random_state": seed}
-        estimator = cls(**params)
+        copies = {n: False for n in ("copy_X", "copy", "copy_x") if n in inspect.signature(cls).parameters}
+        estimator = cls(**params, **copies)  # the matrix is the fit's own: no copy of it (46 MB for 200,000 x 28)
         if self.calibrated:
             from sklearn.calibration import CalibratedClassifierCV
 
@@ -355,12 +358,10 @@ def _unnegate_distances(graph: Any) -> None:
             graph.graph.initializer.remove(constants[node.input[1]])
 
 
-def linear_terms(
-    estimator: Any, xt: np.ndarray, preprocess: Any, width: int, weight: np.ndarray | None
-) -> dict[str, Any]:
+def linear_terms(estimator: Any, mean: np.ndarray, preprocess: Any, width: int) -> dict[str, Any]:
     """What explains a linear model's scores (see sqlml.diagnostics.linear_contributions): its
-    coefficients and intercepts over the preprocessed inputs, their mean on the training rows,
-    and the model input each preprocessed column comes from."""
+    coefficients and intercepts over the preprocessed inputs, their (weighted) `mean` on the
+    training rows, and the model input each preprocessed column comes from."""
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     owners = list(range(width))
     if not isinstance(preprocess, Standardiser):  # a ColumnTransformer: numbers first, then each category's one-hot
@@ -371,7 +372,7 @@ def linear_terms(
     return {
         "coef": coef.tolist(),
         "intercept": np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)).tolist(),
-        "mean": np.average(xt, axis=0, weights=weight).tolist(),
+        "mean": mean.tolist(),
         "owners": [int(o) for o in owners],
     }
 
