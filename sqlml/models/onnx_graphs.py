@@ -6,7 +6,7 @@ scikit-learn's own predictions).
 
 The standardisation of numbers is folded into the affine map's weights, (x - m) / s . w + b =
 x . (w / s) + (b - (m / s) . w): ONNX Runtime spends 145 µs a 2,048-row vector on the Sub and
-Div of 28 columns (they broadcast), twice what the whole Gemm costs. The rounding this adds is
+Div of 28 columns (they broadcast), three times what the whole Gemm costs. The rounding this adds is
 of the order of float32's rounding of the inputs, which both ways have.
 
 >>> import numpy as np
