@@ -347,12 +347,40 @@ def test_predict_runs_only_the_operators_its_score_needs(con, tmp_path):
     whole = onnx.load_model_from_string(data)
     score = whole.graph.output[-1].name
     part = pruned(data, (score,))
+    assert part is not None
     assert [n.op_type for n in onnx.load_model_from_string(part).graph.node] == ["Imputer", "Gemm"]
     assert [n.op_type for n in whole.graph.node] == ["Imputer", "Sub", "Div", "Gemm"]
-    assert pruned(data, (score, whole.graph.output[0].name)) is data  # every operator needed: the bytes as they are
+    assert pruned(data, (score, whole.graph.output[0].name)) is None  # every operator is needed
     inputs = {"input": x.astype(np.float32)}
     (expected,) = ort.InferenceSession(data).run([score], inputs)
     (got,) = ort.InferenceSession(part).run([score], inputs)
     np.testing.assert_array_equal(got, expected)
     rows = predict(con, "p", src, "components")
     np.testing.assert_allclose(np.array([r[0] for r in rows]), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_graph_with_subgraphs_is_never_pruned():
+    """An If's branches read `doubled` from the outer graph without naming it as an input:
+    pruning by the operators' own inputs would drop the Add that computes it."""
+    from onnx import TensorProto, helper
+
+    from sqlml.models.onnx import pruned
+
+    def branch(op: str):
+        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        return helper.make_graph([helper.make_node(op, ["doubled"], ["y"])], op, [], [out])
+
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["doubled"]),
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["positive"]),
+        helper.make_node("If", ["positive"], ["out"], then_branch=branch("Abs"), else_branch=branch("Neg")),
+        helper.make_node("Mul", ["x", "x"], ["squared"]),  # not needed for `out`
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("out", "squared")],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
+    )  # fmt: skip
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    assert pruned(data, ("out",)) is None

@@ -85,11 +85,17 @@ class OnnxModel:
             with self._lock:
                 if key not in self._sessions:  # two DuckDB threads may ask at once: one session each
                     every = {o.name for o in self.full_session.get_outputs()}
-                    data = self.data if every <= set(names) else pruned(self.data, names)
+                    part = None if every <= set(names) else pruned(self.data, names)
+                    if part is not None:
+                        try:
+                            self._sessions[key] = session(part, threads)
+                        except ValueError:  # a graph the pruning broke: the whole one works
+                            part = None
                     whole = (threads, ())
-                    if data is self.data and whole not in self._sessions:
-                        self._sessions[whole] = session(data, threads)
-                    self._sessions[key] = self._sessions[whole] if data is self.data else session(data, threads)
+                    if part is None:
+                        if whole not in self._sessions:
+                            self._sessions[whole] = session(self.data, threads)
+                        self._sessions[key] = self._sessions[whole]
         return self._sessions[key]
 
     def run(self, matrix: np.ndarray | Any, roles: list[str], threads: int = 0) -> list[np.ndarray]:
@@ -134,21 +140,25 @@ class OnnxModel:
         return np.asarray(out, dtype=np.float64)
 
 
-def pruned(data: bytes, outputs: tuple[str, ...]) -> bytes:
-    """The model with only the operators that compute `outputs` (as its only outputs); the
-    bytes as they are when it needs them all. ONNX Runtime runs every operator of a graph
-    whatever outputs a run asks for: a PREDICT that asks for the score alone would also
-    standardise the inputs for the `inputs` output (145 µs a 2,048-row vector of 28 columns)."""
+def pruned(data: bytes, outputs: tuple[str, ...]) -> bytes | None:
+    """The model with only the operators that compute `outputs` (as its only outputs); None
+    when it needs them all, or when an operator holds a subgraph (If, Loop, Scan), whose
+    inputs from the outer graph are not the operator's own. ONNX Runtime runs every operator
+    of a graph whatever outputs a run asks for: a PREDICT that asks for the score alone would
+    also standardise the inputs for the `inputs` output (145 µs a 2,048-row vector of 28 columns)."""
     import onnx
 
     model = onnx.load_model_from_string(data)
+    subgraphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(a.type in subgraphs for node in model.graph.node for a in node.attribute):
+        return None
     needed, kept = set(outputs), []
     for node in reversed(model.graph.node):  # a graph's operators are in topological order
         if needed.intersection(node.output):
             kept.append(node)
             needed.update(node.input)
     if len(kept) == len(model.graph.node):
-        return data
+        return None
     graph = model.graph
     part = onnx.helper.make_graph(
         list(reversed(kept)), graph.name, graph.input, [o for o in graph.output if o.name in outputs],
