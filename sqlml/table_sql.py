@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from sqlml import sql_scoring
 from sqlml.catalog import Catalog, ModelVersion
 from sqlml.dialect import Sqlml
 from sqlml.features import FeatureSpec, quote
@@ -155,7 +156,7 @@ THREADS = "CAST(current_setting('threads') AS INTEGER)"  # DuckDB's threads, for
 
 
 def predict_sql(
-    udf: str, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None,
+    udf: str | None, model: ModelVersion, source_sql: str, inputs: list[str], time: str | None = None,
     threshold: float | None = None, explain: str | None = None, style: str = "sqlml",
 ) -> tuple[str, list[tuple[str, str]]]:  # fmt: skip
     """The subquery a PREDICT call becomes: input columns plus the model's output columns,
@@ -167,6 +168,7 @@ def predict_sql(
     a STRUCT(score, version): the version that was serving at that time scores it. With
     `explain` (the explanation function's name), the rows also get their attributions;
     `style = "bigquery"` names and orders the columns as BigQuery ML's ML.PREDICT does.
+    With no `udf`, the score is computed in SQL (see sqlml.sql_scoring).
     """
     args = ", ".join(
         f"{quote(f['name'])} := CAST({expression(model.meta, f['name'])} AS {FeatureSpec(**f).fetch_type})"
@@ -197,6 +199,12 @@ def predict_sql(
         stand_ins.append((f"{explain}(struct_pack({args}))", f"CAST(NULL AS {EXPLANATION_TYPE})"))
         explain_call = f", {stand_ins[-1][0]} AS {explained}"
     inner = f'SELECT *, {call} AS "__sqlml_score"{explain_call} FROM ({source}) AS __sqlml_input'
+    steps = sql_scoring.layers(model.meta) if udf is None else None
+    if steps is not None:  # each step's columns read the ones before; all but the score are dropped with it
+        inner, stand_ins = f"SELECT * FROM ({source}) AS __sqlml_input", []
+        for step in steps:
+            inner = f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in step)} FROM ({inner})"
+        hidden = ", ".join(name for step in steps for name, _ in step)
     if style == "bigquery":
         sql = f"(SELECT {', '.join(added)}, * EXCLUDE ({hidden}) FROM ({inner}))"
     else:
@@ -264,6 +272,5 @@ def output_type(meta: dict[str, Any]) -> str:
     """The DuckDB type of the scoring function's result: the raw score, or a list (class
     probabilities, cluster and distance, components; an embedding after them). Classes are
     attached in SQL (see output_columns)."""
-    return (
-        "DOUBLE[]" if score_width(meta) > 1 or meta.get("task") == "multiclass" or meta.get("embedding") else "DOUBLE"
-    )
+    listed = score_width(meta) > 1 or meta.get("task") in ("multiclass", "decomposition") or meta.get("embedding")
+    return "DOUBLE[]" if listed else "DOUBLE"

@@ -76,26 +76,53 @@ def estimator_graph(estimator: Any, width: int | None, mean: np.ndarray | None =
       averaged. 11 operators where skl2onnx writes 36 (1.5 ms a vector).
     """
     kind = type(estimator).__name__
+    if kind == "CalibratedClassifierCV":
+        return _calibrated(estimator, width, mean, scale)
+    terms = affine_terms(estimator)
+    if terms is None:
+        return None
+    weights, biases, link = terms
+    if link == "identity":
+        return _affine_graph(
+            weights, biases, mean, scale, width, [], {"variable": [None, len(biases)]}, scores="variable"
+        )
+    if link == "sigmoid":
+        nodes = [_node("Sigmoid", ["scores"], ["positive"]), *_labelled("positive")]
+    else:
+        nodes = [_node("Softmax", ["scores"], ["probabilities"], axis=1), *_labelled(None)]
+    return _affine_graph(weights, biases, mean, scale, width, nodes, _classified(len(estimator.classes_)))
+
+
+def affine_terms(estimator: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """A fitted estimator that is an affine map and a link as (weights (inputs, outputs),
+    biases (outputs), link: "identity", "sigmoid" or "softmax"), in float64; None for another.
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> w, b, link = affine_terms(LinearRegression().fit([[0.0], [1.0]], [1.0, 3.0]))
+    >>> w.round(6).tolist(), b.round(6).tolist(), link
+    ([[2.0]], [1.0], 'identity')
+    """
+    kind = type(estimator).__name__
     if kind == "LinearRegression" and np.ndim(estimator.coef_) == 1:
-        weights, biases = estimator.coef_[:, None], np.atleast_1d(estimator.intercept_)
-        return _affine_graph(weights, biases, mean, scale, width, [], {"variable": [None, 1]}, scores="variable")
+        return estimator.coef_[:, None], np.atleast_1d(estimator.intercept_), "identity"
     if kind == "LogisticRegression":
-        weights, biases = estimator.coef_.T, np.asarray(estimator.intercept_)
-        if len(estimator.classes_) == 2:
-            nodes = [_node("Sigmoid", ["scores"], ["positive"]), *_labelled("positive")]
-        else:
-            nodes = [_node("Softmax", ["scores"], ["probabilities"], axis=1), *_labelled(None)]
-        return _affine_graph(weights, biases, mean, scale, width, nodes, _classified(len(estimator.classes_)))
+        link = "sigmoid" if len(estimator.classes_) == 2 else "softmax"
+        return estimator.coef_.T, np.asarray(estimator.intercept_), link
     if kind == "PCA":
         whiten = np.sqrt(estimator.explained_variance_) if estimator.whiten else np.ones(estimator.n_components_)
         whiten = np.maximum(whiten, np.finfo(np.float64).eps)
         weights = estimator.components_.T / whiten
-        biases = -(estimator.mean_ @ estimator.components_.T) / whiten
-        outputs = {"variable": [None, len(biases)]}
-        return _affine_graph(weights, biases, mean, scale, width, [], outputs, scores="variable")
-    if kind == "CalibratedClassifierCV":
-        return _calibrated(estimator, width, mean, scale)
+        return weights, -(estimator.mean_ @ estimator.components_.T) / whiten, "identity"
     return None
+
+
+def folded(
+    weights: np.ndarray, biases: np.ndarray, mean: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The affine map on raw inputs that equals (weights, biases) on standardised ones:
+    (x - mean) / scale . w + b = x . (w / scale) + (b - (mean / scale) . w)."""
+    weights = weights / scale[:, None]
+    return weights, biases - mean @ weights
 
 
 def _calibrated(calibrated: Any, width: int | None, mean: np.ndarray | None, scale: np.ndarray | None) -> Any | None:
@@ -168,8 +195,7 @@ def _affine_graph(
     from onnx import TensorProto, helper, numpy_helper
 
     if mean is not None and scale is not None:
-        weights = weights / scale[:, None]
-        biases = biases - mean @ weights
+        weights, biases = folded(weights, biases, mean, scale)
     constants = {**(constants or {}), "weights": weights, "biases": biases, "one": np.ones((1, 1))}
     nodes = [_node("Gemm", ["x", "weights", "biases"], [scores]), *nodes]
     used = {name for node in nodes for name in node.input}
