@@ -189,6 +189,26 @@ def test_kmeans_equals_scikit_learn(con, data):
     assert silhouette == pytest.approx(silhouette_score(z, labels), rel=1e-4)
 
 
+@pytest.mark.parametrize("categorical", [(), ("c",)])
+def test_kmeans_graph_equals_scikit_learn_with_and_without_categories(categorical):
+    """sqlml's own k-means graph (the standardisation a diagonal Gemm, only the nearest distance's
+    root): the clusters and distances scikit-learn gives on the same preprocessed rows."""
+    import onnxruntime as ort
+
+    from sqlml.models.sklearn import preprocessing, to_onnx
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.normal(5, 2, 500), rng.normal(-3, 0.5, 500), rng.integers(0, 3, 500).astype(float)])
+    x[rng.random(500) < 0.1, 0] = np.nan
+    preprocess = preprocessing(x, ["a", "b", "c"], categorical)
+    xt = preprocess.fit_transform(np.array(x, order="F"))
+    kmeans = KMeans(4, random_state=0).fit(xt)
+    data, roles = to_onnx(preprocess, kmeans, 3, "clustering")
+    labels, nearest = ort.InferenceSession(data).run([roles["label"], roles["score"]], {"input": x.astype(np.float32)})
+    np.testing.assert_array_equal(labels, kmeans.predict(xt))
+    np.testing.assert_allclose(nearest[:, 0], kmeans.transform(xt).min(axis=1), atol=1e-5)
+
+
 @pytest.mark.parametrize(("data", "whiten"), [("wine", False), ("digits", True)])
 def test_pca_equals_scikit_learn_and_feeds_another_train(con, data, whiten):
     src, x, y = dataset(data)

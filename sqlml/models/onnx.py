@@ -2,8 +2,8 @@
 models brought in with IMPORT MODEL.
 
 A version's metadata says which graph outputs hold what (`meta["onnx"]`): `score` (class
-probabilities, a value, components, or distances to the clusters' centres), `label` (the
-cluster), `embedding` (a CNN's penultimate layer) and `inputs` (the inputs after the model's
+probabilities, a value, components, or distances to the clusters' centres, or to the
+nearest one only), `label` (the cluster), `embedding` (a CNN's penultimate layer) and `inputs` (the inputs after the model's
 own preprocessing, for the unsupervised metrics). `onnxruntime` is imported on first use.
 """
 
@@ -119,7 +119,8 @@ class OnnxModel:
         outs = self.run(matrix, roles + (["embedding"] if embedding else []), threads)
         if self.task == "clustering":
             label = np.asarray(outs[0], dtype=np.int64).reshape(-1)
-            nearest = np.asarray(outs[1], dtype=np.float64)[np.arange(len(label)), label]
+            distances = np.asarray(outs[1], dtype=np.float64).reshape(len(label), -1)  # to each centre, or the nearest
+            nearest = distances[:, 0] if distances.shape[1] == 1 else distances[np.arange(len(label)), label]
             scores = np.column_stack([label + 1.0, nearest])
         else:
             out = np.asarray(outs[0], dtype=np.float64)

@@ -6,8 +6,9 @@ elements) have NULLs replaced by the training mean and are standardised; categor
 one-hot encoded (NULL and unseen categories: all zeros). PREDICT runs the whole graph with
 ONNX Runtime in float32, so predictions equal scikit-learn's within about 1e-5 (the tests
 allow 1e-4); a linear or binary logistic regression over numbers is scored in SQL instead
-(float64, see sqlml.sql_scoring). WITH takes the estimator's own parameter names, checked by scikit-learn's own
-validation when the statement is bound. scikit-learn and skl2onnx are imported on first use.
+(float64, see sqlml.sql_scoring). WITH takes the estimator's own parameter names, checked by
+scikit-learn's own validation when the statement is bound. scikit-learn and skl2onnx are
+imported on first use.
 """
 
 from __future__ import annotations
