@@ -442,7 +442,7 @@ class Binder:
                 f"sqlml_explain_{model.name}_{model.version}_{top_k}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
             )
             self.predicts.append(PredictCall(explain, model, explain=top_k))
-        if not history and explain is None and sql_scoring.layers(model.meta) is not None:
+        if not history and explain is None and sql_scoring.applies(model.meta):
             udf = None  # scored in SQL by DuckDB: no Python function
         else:
             self.predicts.append(PredictCall(str(udf), model, history))

@@ -31,20 +31,25 @@ from sqlml.transform import expression
 SCORE = '"__sqlml_score"'
 
 
+def applies(meta: dict[str, Any]) -> bool:
+    """Whether the version is scored in SQL: it kept these terms (a linear or binary logistic
+    regression trained since sqlml keeps them) and every input is a number."""
+    terms, specs = meta.get("sql_scoring"), meta["features"]
+    return terms is not None and all(f["kind"] == "numeric" for f in specs) and len(specs) == len(terms["fill"])
+
+
 def layers(meta: dict[str, Any]) -> list[list[tuple[str, str]]] | None:
     """The score as SQL: lists of (column, expression), each list reading the columns of the
     ones before it, the last one the score alone. None when the model is scored by its own
-    runtime (another family, a vector or category input, a version trained before sqlml kept
-    these terms).
+    runtime (see `applies`).
 
     The inputs are cast once and imputed once, as columns the sum reads: DuckDB computes a sum
     of products over columns several times faster than `array_inner_product` over an array it
     builds first (the array costs more than the products).
     """
-    terms = meta.get("sql_scoring")
-    specs = meta["features"]
-    if terms is None or any(f["kind"] != "numeric" for f in specs) or len(specs) != len(terms["fill"]):
+    if not applies(meta):
         return None
+    terms, specs = meta["sql_scoring"], meta["features"]
     raw = [f'"__sqlml_raw{i}"' for i in range(len(specs))]
     x = [f'"__sqlml_x{i}"' for i in range(len(specs))]
     # w . x + b, leaving out the inputs of weight 0 (an L1 penalty's)

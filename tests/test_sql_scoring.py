@@ -143,3 +143,23 @@ def test_other_models_keep_their_scoring_function(con, statement, columns):
     assert len(got) == 178 and udf_calls(con) == 1
     if columns == "components":
         assert all(len(c) == 1 for (c,) in got)
+
+
+def test_odd_names_and_types_score_as_numbers(con):
+    """Inputs named with spaces, quotes and capitals, BOOLEAN and INTEGER inputs (as 1/0 and
+    their values), a source that already has a `prediction` column, and two PREDICTs of the
+    model joined in one query."""
+    rng = np.random.default_rng(9)
+    n = 200
+    a, flag, count = rng.normal(size=n), rng.random(n) < 0.4, rng.integers(0, 9, n)
+    y = 1.5 * a - 2 * flag + 0.3 * count + rng.normal(0, 0.1, n)
+    src = pa.table({"id": np.arange(n), 'my "a"': a, "Flag": flag, "count": count, "y": y,  # noqa: F841
+                    "prediction": np.zeros(n)})  # fmt: skip
+    con.sql("TRAIN MODEL odd USING linear_regressor LABEL y WITH (validation = 0) "
+            "AS SELECT \"my \"\"a\"\"\", \"Flag\", \"count\", y FROM src")  # fmt: skip
+    x = np.column_stack([a, flag.astype(float), count.astype(float)])
+    expected = reference(LinearRegression()).fit(np.asfortranarray(x), y).predict(x)
+    rows = con.sql("SELECT p.id, p.prediction, q.prediction FROM PREDICT(MODEL odd, TABLE src) AS p "
+                   "JOIN PREDICT(MODEL odd, TABLE src) AS q USING (id) ORDER BY p.id").fetchall()  # fmt: skip
+    np.testing.assert_allclose([r[1] for r in rows], expected, rtol=TOL, atol=TOL)
+    assert [r[1] for r in rows] == [r[2] for r in rows] and udf_calls(con) == 0
