@@ -434,7 +434,7 @@ class Binder:
             kept = set(self.catalog.versions(model.name))  # a dropped version's time goes to the one before
             history = tuple((h.since_us or 0, h.version) for h in served.history if h.version in kept) if served else ()
         key = f"{model.path}:{model.meta.get('created_at')}:{history}"
-        udf: str | None = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+        udf = f"sqlml_predict_{model.name}_{model.version}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
         explain = None
         if "EXPLAIN" in word:
             top_k = int(options.get("top_k", options.get("top_k_features", 5)))
@@ -442,14 +442,14 @@ class Binder:
                 f"sqlml_explain_{model.name}_{model.version}_{top_k}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
             )
             self.predicts.append(PredictCall(explain, model, explain=top_k))
-        if not history and explain is None and sql_scoring.applies(model.meta):
-            udf = None  # scored in SQL by DuckDB: no Python function
-        else:
-            self.predicts.append(PredictCall(str(udf), model, history))
+        in_sql = not history and explain is None and sql_scoring.applies(model.meta)  # no Python function
+        if not in_sql:
+            self.predicts.append(PredictCall(udf, model, history))
         style = "bigquery" if word.startswith("ML.") else "sqlml"
         sql, stand_ins = predict_sql(
-            udf, model, source_plan.sql, list(columns), time if history else None, threshold, explain, style
-        )
+            None if in_sql else udf, model, source_plan.sql, list(columns), time if history else None, threshold,
+            explain, style,
+        )  # fmt: skip
         self.stand_ins += stand_ins
         node.set("rewrite", sql)
 

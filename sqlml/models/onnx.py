@@ -3,8 +3,9 @@ models brought in with IMPORT MODEL.
 
 A version's metadata says which graph outputs hold what (`meta["onnx"]`): `score` (class
 probabilities, a value, components, or distances to the clusters' centres, or to the
-nearest one only), `label` (the cluster), `embedding` (a CNN's penultimate layer) and `inputs` (the inputs after the model's
-own preprocessing, for the unsupervised metrics). `onnxruntime` is imported on first use.
+nearest one only), `label` (the cluster), `embedding` (a CNN's penultimate layer) and
+`inputs` (the inputs after the model's own preprocessing, for the unsupervised metrics).
+`onnxruntime` is imported on first use.
 """
 
 from __future__ import annotations
