@@ -10,9 +10,9 @@ distances) costs a sum or a distance per output in SQL, and measured as fast as 
 (PCA with 5 components, k-means with 8 centres) or 3.5x slower (8 classes' softmax).
 
 The arithmetic is scikit-learn's, in float64: a NULL or NaN input is its training mean, the
-standardisation is folded into the weights, then the sum and the link. The version's ONNX
-copy (float32) still serves EVALUATE, explanations and scoring by event time; the two agree
-within float32's rounding.
+standardisation is folded into the weights, then the sum and the link. EVALUATE on a query
+scores the same way. The version's ONNX copy (float32) serves TRAIN's validation metrics,
+explanations and scoring by event time; the two agree within float32's rounding.
 
 >>> meta = {"task": "regression", "features": [{"name": "x", "type": "DOUBLE", "kind": "numeric"}],
 ...         "sql_scoring": {"link": "identity", "fill": [0.5], "weights": [2.0], "bias": 1.0}}
@@ -67,3 +67,16 @@ def _number(value: float) -> str:
     """A float64 literal DuckDB reads as DOUBLE, exactly (a plain decimal would be a DECIMAL)."""
     text = repr(float(value))
     return text if "e" in text else text + "e0"
+
+
+def scored_sql(steps: list[list[tuple[str, str]]], source_sql: str) -> tuple[str, list[str]]:
+    """`source_sql`'s rows with the steps' columns after them, and those columns' names (the
+    last one the score).
+
+    >>> scored_sql([[("s", "x + 1")]], "SELECT 1 AS x")
+    ('SELECT *, x + 1 AS s FROM (SELECT * FROM (SELECT 1 AS x) AS __sqlml_input)', ['s'])
+    """
+    sql = f"SELECT * FROM ({source_sql}) AS __sqlml_input"
+    for step in steps:
+        sql = f"SELECT *, {', '.join(f'{expr} AS {name}' for name, expr in step)} FROM ({sql})"
+    return sql, [name for step in steps for name, _ in step]

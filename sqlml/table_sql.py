@@ -201,10 +201,8 @@ def predict_sql(
     inner = f'SELECT *, {call} AS "__sqlml_score"{explain_call} FROM ({source}) AS __sqlml_input'
     steps = sql_scoring.layers(model.meta) if udf is None else None
     if steps is not None:  # each step's columns read the ones before; all but the score are dropped with it
-        inner, stand_ins = f"SELECT * FROM ({source}) AS __sqlml_input", []
-        for step in steps:
-            inner = f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in step)} FROM ({inner})"
-        hidden = ", ".join(name for step in steps for name, _ in step)
+        inner, names = sql_scoring.scored_sql(steps, source)
+        hidden, stand_ins = ", ".join(names), []
     if style == "bigquery":
         sql = f"(SELECT {', '.join(added)}, * EXCLUDE ({hidden}) FROM ({inner}))"
     else:
