@@ -258,7 +258,7 @@ def scored(
         steps = sql_scoring.layers({**meta, "transform": None})
         if steps is not None:
             query, names = sql_scoring.scored_sql(steps, query)
-            in_sql = names[-1].strip('"')
+            in_sql = sql_scoring.SCORE.strip('"')
             query = f"SELECT * EXCLUDE ({', '.join(names[:-1])}) FROM ({query})"
         table = fetch(query)
     if table.num_rows == 0:

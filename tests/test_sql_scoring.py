@@ -87,6 +87,11 @@ def test_transform_columns_are_scored_in_sql(con):
     rows = con.sql("SELECT prediction FROM PREDICT(MODEL t, TABLE src) ORDER BY id").fetchall()
     np.testing.assert_allclose([r[0] for r in rows], fitted.predict(features), rtol=TOL, atol=TOL)
     assert udf_calls(con) == 0
+    # EVALUATE applies the TRANSFORM, then scores the computed columns in the same SQL
+    result = con.sql("EVALUATE MODEL t ON TABLE src")
+    rmse = dict(zip(result.columns, result.fetchone()))["rmse"]
+    residual = fitted.predict(features) - src.column("y").to_numpy()
+    assert rmse == pytest.approx(np.sqrt(np.mean(residual**2)), abs=1e-12)
 
 
 @pytest.mark.parametrize("holdout", [False, True])
