@@ -2,9 +2,9 @@
 
 Tolerances: the scikit-learn families predict through ONNX Runtime in float32, so their
 probabilities, distances and components are compared within 1e-4 absolute, values within
-1e-5 relative (float32's precision; linear and binary logistic regression are scored in SQL
-in float64, tested within 1e-9 in test_sql_scoring.py); the random forests are LightGBM's text models, compared
-within 1e-9.
+1e-5 relative (float32's precision; linear and logistic regression and PCA over numbers are
+scored from their affine terms in float64, tested within 1e-9 in test_sql_scoring.py); the
+random forests are LightGBM's text models, compared within 1e-9.
 """
 
 from __future__ import annotations

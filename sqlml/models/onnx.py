@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sqlml.errors import ExecutionError
+from sqlml.models.affine import Affine
 
 MODEL_FILE = "model.onnx"
 IMPORTED = "onnx_import"  # the trainer named in an imported version's metadata
@@ -53,6 +54,7 @@ class OnnxModel:
         self.dtype = _TYPES.get(graph_input.type, np.float32)
         self.shape = [d if isinstance(d, int) else -1 for d in graph_input.shape[1:]]
         self.info: dict[str, Any] = {}
+        self.affine: Affine | None = None  # the terms an affine model's scores are computed from
 
     @property
     def width(self) -> int:
@@ -116,6 +118,8 @@ class OnnxModel:
     def predict(self, matrix: np.ndarray | Any, threads: int = 0, embedding: bool = False) -> np.ndarray:
         """Scores as the task's metrics and PREDICT's columns expect (see sqlml.models.base);
         with `embedding`, the penultimate layer's values after them (from the same run)."""
+        if self.affine is not None and not embedding:
+            return self._shaped(self.affine.scores(matrix))
         roles = ["label", "score"] if self.task == "clustering" else ["score"]
         outs = self.run(matrix, roles + (["embedding"] if embedding else []), threads)
         if self.task == "clustering":
@@ -124,17 +128,20 @@ class OnnxModel:
             nearest = distances[:, 0] if distances.shape[1] == 1 else distances[np.arange(len(label)), label]
             scores = np.column_stack([label + 1.0, nearest])
         else:
-            out = np.asarray(outs[0], dtype=np.float64)
-            if self.task == "binary":
-                scores = out[:, -1] if out.ndim == 2 else out.reshape(len(out))
-            elif self.task in ("regression", "ranking"):
-                scores = out.reshape(len(out))
-            else:
-                scores = out.reshape(len(out), -1)
+            scores = self._shaped(np.asarray(outs[0], dtype=np.float64))
         if not embedding:
             return scores
         extra = np.asarray(outs[-1], dtype=np.float64).reshape(len(scores), -1)
         return np.hstack([scores.reshape(len(scores), -1), extra])
+
+    def _shaped(self, out: np.ndarray) -> np.ndarray:
+        """The score output as the task's scores: the positive class's probability, a value,
+        or a row of numbers (class probabilities, components)."""
+        if self.task == "binary":
+            return out[:, -1] if out.ndim == 2 else out.reshape(len(out))
+        if self.task in ("regression", "ranking"):
+            return out.reshape(len(out))
+        return out.reshape(len(out), -1)
 
     def model_inputs(self, matrix: np.ndarray | Any) -> np.ndarray:
         """The inputs after the model's own preprocessing (role `inputs`)."""
@@ -176,6 +183,7 @@ def load(data: bytes, meta: dict[str, Any]) -> OnnxModel:
     if not data.startswith(b"\x08"):  # an ONNX ModelProto starts with its ir_version field
         raise ValueError("not an ONNX model")
     model = OnnxModel(data, meta["task"], dict(onnx.get("outputs") or {}))
+    model.affine = Affine.from_meta(meta)
     known = {o.name for o in model.full_session.get_outputs()}
     missing = [name for name in model.outputs.values() if name not in known]
     if missing:

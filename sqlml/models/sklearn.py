@@ -5,8 +5,8 @@ Each model carries its own preprocessing, learnt on the training rows: numbers (
 elements) have NULLs replaced by the training mean and are standardised; categories are
 one-hot encoded (NULL and unseen categories: all zeros). PREDICT runs the whole graph with
 ONNX Runtime in float32, so predictions equal scikit-learn's within about 1e-5 (the tests
-allow 1e-4); a linear or binary logistic regression over numbers is scored in SQL instead
-(float64, see sqlml.sql_scoring). WITH takes the estimator's own parameter names, checked by
+allow 1e-4); linear and logistic regression and PCA over numbers are scored from their terms
+instead, in float64 (see sqlml.models.affine and sqlml.sql_scoring). WITH takes the estimator's own parameter names, checked by
 scikit-learn's own validation when the statement is bound. scikit-learn and skl2onnx are
 imported on first use.
 """
@@ -23,9 +23,10 @@ import numpy as np
 import pyarrow as pa
 
 from sqlml.errors import BindError, ExecutionError, did_you_mean
+from sqlml.models import affine
 from sqlml.models import onnx as onnx_models
 from sqlml.models.base import UNSUPERVISED, Model, Progress, TrainingData
-from sqlml.models.onnx_graphs import OPSET, affine_terms, estimator_graph, folded, numbers_graph
+from sqlml.models.onnx_graphs import OPSET, estimator_graph, numbers_graph
 
 # parameters no family takes, and what to write instead
 _REFUSED = {
@@ -165,9 +166,10 @@ class SklearnTrainer:
         model.info = {"onnx": {"outputs": model.outputs}, **_summary(estimator)}
         if mean is not None and hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
             model.info["linear"] = linear_terms(estimator, mean, preprocess, len(columns))
-        terms = sql_terms(estimator, preprocess)
-        if terms is not None:
-            model.info["sql_scoring"] = terms
+        if isinstance(preprocess, Standardiser):  # numbers only: scored from the affine terms (sqlml.models.affine)
+            terms = affine.terms(estimator, preprocess.mean_, preprocess.scale_, preprocess.fill_)
+            if terms is not None:
+                model.info["affine"], model.affine = terms, affine.Affine.from_meta({"affine": terms})
         notes = sorted({str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
         if notes:
             model.info["warnings"] = notes
@@ -380,26 +382,6 @@ def linear_terms(estimator: Any, mean: np.ndarray, preprocess: Any, width: int) 
         "mean": mean.tolist(),
         "owners": [int(o) for o in owners],
     }
-
-
-SQL_INPUTS = 256  # the most inputs a model is scored with in SQL (its terms are kept in its metadata)
-
-
-def sql_terms(estimator: Any, preprocess: Any) -> dict[str, Any] | None:
-    """What PREDICT needs to score a linear or binary logistic regression in SQL (see
-    sqlml.sql_scoring) when its inputs are all numbers, in float64: their training means (for
-    NULL), the weights on the raw inputs (the standardisation folded in), the bias and the
-    link. None for another model."""
-    if type(estimator).__name__ not in ("LinearRegression", "LogisticRegression"):
-        return None
-    affine = affine_terms(estimator)
-    if affine is None or len(affine[1]) != 1 or not isinstance(preprocess, Standardiser):
-        return None
-    weights, biases = folded(affine[0], affine[1], preprocess.mean_, preprocess.scale_)
-    if len(weights) > SQL_INPUTS or not (np.isfinite(weights).all() and np.isfinite(biases).all()):
-        return None
-    return {"link": affine[2], "fill": preprocess.fill_.tolist(), "weights": weights[:, 0].tolist(),
-            "bias": float(biases[0])}  # fmt: skip
 
 
 def _summary(estimator: Any) -> dict[str, Any]:
