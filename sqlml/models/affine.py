@@ -31,16 +31,16 @@ class Affine:
 
     def __init__(self, fill: Any, weights: Any, bias: Any, link: str) -> None:
         self.fill = np.asarray(fill, dtype=np.float64)
-        self.weights = np.asarray(weights, dtype=np.float64)  # (inputs, outputs)
+        # (outputs, inputs), for (outputs, inputs) @ x.T: OpenBLAS computes a few outputs faster this way round
+        self.rows = np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
         self.bias = np.asarray(bias, dtype=np.float64)
         self.link = link
-        # (outputs, inputs) @ x.T: for a few outputs, OpenBLAS is faster this way round than x @ weights
-        self._rows = np.ascontiguousarray(self.weights.T)
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Affine | None:
+        """A version's terms (see `terms`); None for a version without them."""
         terms = meta.get("affine")
-        return None if terms is None else cls(terms["fill"], terms["weights"], terms["bias"], terms["link"])
+        return None if terms is None else cls(**terms)
 
     def scores(self, matrix: np.ndarray | Any) -> np.ndarray:
         """The scores of a (rows, inputs) matrix: (rows, outputs), float64."""
@@ -63,8 +63,8 @@ class Affine:
 
     def _product(self, x: np.ndarray) -> np.ndarray:
         if len(self.bias) == 1:
-            return (x @ self._rows[0])[:, None]
-        return np.ascontiguousarray((self._rows @ x.T).T)
+            return (x @ self.rows[0])[:, None]
+        return np.ascontiguousarray((self.rows @ x.T).T)
 
 
 def terms(estimator: Any, mean: np.ndarray, scale: np.ndarray, fill: np.ndarray) -> dict[str, Any] | None:

@@ -6,9 +6,9 @@ elements) have NULLs replaced by the training mean and are standardised; categor
 one-hot encoded (NULL and unseen categories: all zeros). PREDICT runs the whole graph with
 ONNX Runtime in float32, so predictions equal scikit-learn's within about 1e-5 (the tests
 allow 1e-4); linear and logistic regression and PCA over numbers are scored from their terms
-instead, in float64 (see sqlml.models.affine and sqlml.sql_scoring). WITH takes the estimator's own parameter names, checked by
-scikit-learn's own validation when the statement is bound. scikit-learn and skl2onnx are
-imported on first use.
+instead, in float64 (see sqlml.models.affine and sqlml.sql_scoring). WITH takes the
+estimator's own parameter names, checked by scikit-learn's own validation when the statement
+is bound. scikit-learn and skl2onnx are imported on first use.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class SklearnTrainer:
         if isinstance(preprocess, Standardiser):  # numbers only: scored from the affine terms (sqlml.models.affine)
             terms = affine.terms(estimator, preprocess.mean_, preprocess.scale_, preprocess.fill_)
             if terms is not None:
-                model.info["affine"], model.affine = terms, affine.Affine.from_meta({"affine": terms})
+                model.info["affine"], model.affine = terms, affine.Affine(**terms)
         notes = sorted({str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
         if notes:
             model.info["warnings"] = notes
@@ -267,7 +267,7 @@ def preprocessing(x: np.ndarray, columns: list[str], categorical: tuple[str, ...
 def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[bytes, dict[str, str]]:
     """One ONNX graph of the fitted preprocessing and estimator, with the preprocessed inputs
     as an output too: (bytes, outputs by role). `task` is the trainer's."""
-    from onnx import compose, numpy_helper
+    from onnx import compose
     from skl2onnx import to_onnx as convert
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -307,8 +307,12 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
     names = [o.name for o in tail.graph.output]
     merged = compose.merge_models(head, tail, io_map=[(feed, "model_x")], outputs=[inner.name, *names])
     for init in merged.graph.initializer:  # after the merge, which checks (and so serialises) the whole graph
-        if init.name in rows:
-            init.CopyFrom(numpy_helper.from_array(rows[init.name], init.name))
+        if init.name in rows:  # the same type, more rows: written as raw bytes in place (no second copy of them)
+            value = rows[init.name]
+            for field in ("float_data", "double_data", "int32_data", "int64_data", "uint64_data"):
+                init.ClearField(field)
+            init.dims[:] = value.shape
+            init.raw_data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()  # ONNX's order
     roles = {"inputs": inner.name}
     if task == "clustering":
         roles |= {"label": names[0], "score": names[1]}
