@@ -204,6 +204,8 @@ class KafkaSource:
             now = time.monotonic()
             heard[where] = now
             idle = (now - heard >= self.idle_s) if self.idle_s else np.zeros(len(ids), bool)
+            if idle.all():  # the last to fall silent were active until then, when the others were already idle
+                idle = heard < heard.max()  # (the watermark moves as at that moment, whenever the poll comes)
             before = self.offset["watermark"]
             if values:
                 batch = self._batch(values, where, np.array(offsets, np.int64), ids, idle)
