@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sqlml import features, metrics, models, sql_scoring, transform
+from sqlml import features, metrics, models, transform
 from sqlml.catalog import ModelVersion
 from sqlml.errors import CatalogError, ExecutionError, SqlmlError
 from sqlml.features import FeatureSpec, quote
@@ -249,18 +249,10 @@ def scored(
     meta = model_version.meta
     model, specs = load(model_version)
     columns = features.model_columns(specs, meta["label"], meta["label_type"], meta.get("group"))
-    in_sql = None
     if rows is not None:
         table = features.select_arrow(columns, rows)
     else:
-        query = features.select_sql(columns, transform.applied_sql(meta, str(source_sql)))
-        # scored in the same query as PREDICT scores (the TRANSFORM is applied already)
-        steps = sql_scoring.layers({**meta, "transform": None})
-        if steps is not None:
-            query, names = sql_scoring.scored_sql(steps, query)
-            in_sql = sql_scoring.SCORE.strip('"')
-            query = f"SELECT * EXCLUDE ({', '.join(names[:-1])}) FROM ({query})"
-        table = fetch(query)
+        table = fetch(features.select_sql(columns, transform.applied_sql(meta, str(source_sql))))
     if table.num_rows == 0:
         raise ExecutionError(f"The data to evaluate model '{model_version.name}' on has no rows.")
     y = np.zeros(table.num_rows)
@@ -272,7 +264,7 @@ def scored(
         if order is not None:
             table, y = table.take(pa.array(order)), y[order]
     matrix, unseen = features.design([table.column(s.name) for s in specs], specs, table.num_rows)
-    score = model.predict(matrix) if in_sql is None else table.column(in_sql).to_numpy()
+    score = model.predict(matrix)  # an affine model's from its float64 terms, as PREDICT's SQL computes them
     return Scored(models.truth(meta["task"], model, matrix, y), score, groups, matrix, unseen)
 
 

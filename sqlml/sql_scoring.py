@@ -11,9 +11,9 @@ distances) costs a sum or a distance per output in SQL, and measured as fast as 
 the softmax are scored from the same terms in NumPy, inside PREDICT's Python function.
 
 The arithmetic is scikit-learn's, in float64: a NULL or NaN input is its training mean, the
-standardisation is folded into the weights, then the sum and the link. EVALUATE on a query
-scores the same way; TRAIN's validation metrics, the explanations' scores and scoring by event
-time compute the same terms in NumPy, equal to the SQL's within float64's rounding.
+standardisation is folded into the weights, then the sum and the link. EVALUATE, TRAIN's
+validation metrics and scoring by event time compute the same terms in NumPy
+(sqlml.models.affine), equal to the SQL's within float64's rounding.
 
 >>> meta = {"task": "regression", "features": [{"name": "x", "type": "DOUBLE", "kind": "numeric"}],
 ...         "affine": {"link": "identity", "fill": [0.5], "weights": [[2.0]], "bias": [1.0]}}

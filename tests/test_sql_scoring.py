@@ -91,7 +91,7 @@ def test_transform_columns_are_scored_in_sql(con):
     rows = con.sql("SELECT prediction FROM PREDICT(MODEL t, TABLE src) ORDER BY id").fetchall()
     np.testing.assert_allclose([r[0] for r in rows], fitted.predict(features), rtol=TOL, atol=TOL)
     assert udf_calls(con) == 0
-    # EVALUATE applies the TRANSFORM, then scores the computed columns in the same SQL
+    # EVALUATE applies the TRANSFORM, then scores the computed columns from the same terms
     result = con.sql("EVALUATE MODEL t ON TABLE src")
     rmse = dict(zip(result.columns, result.fetchone()))["rmse"]
     residual = fitted.predict(features) - src.column("y").to_numpy()
@@ -100,7 +100,7 @@ def test_transform_columns_are_scored_in_sql(con):
 
 @pytest.mark.parametrize("holdout", [False, True])
 def test_evaluate_scores_as_predict_does(con, holdout):
-    """EVALUATE on a query scores in the same SQL as PREDICT: its log loss and AUC equal
+    """EVALUATE on a query scores from the same terms as PREDICT's SQL: its log loss and AUC equal
     scikit-learn's metrics of PREDICT's probabilities to the last bits (ONNX's float32 copy
     would be 1e-8 away); so do TRAIN's own validation metrics, from the same terms in NumPy."""
     from sklearn.metrics import log_loss, roc_auc_score
@@ -223,3 +223,27 @@ def test_several_outputs_are_scored_in_numpy_in_float64(con, tmp_path, data, tra
     served = np.array([r[0] for r in old.sql(query).fetchall()], dtype=np.float64)
     np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-4)
     assert np.abs(served - expected).max() > TOL  # float32: the ONNX copy served it
+
+
+def test_a_vector_input_is_scored_from_the_terms(con):
+    """Digits as one FLOAT[64] vector column (as images are given): a multiclass logistic
+    regression and PCA scored from their terms equal scikit-learn's on the 64 numbers within
+    1e-9; a NULL vector is every element's training mean (components 0)."""
+    data = datasets.load_digits()
+    x, y = data.data[:600].astype(np.float32), data.target[:600]
+    src = pa.table({"id": np.arange(600), "px": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 64),  # noqa: F841
+                    "y": y})  # fmt: skip
+    con.sql("TRAIN MODEL m USING logistic_classifier LABEL y WITH (C = 0.05, validation = 0) AS SELECT px, y FROM src")
+    con.sql("TRAIN MODEL p USING pca WITH (n_components = 4, validation = 0) AS SELECT px FROM src")
+    x64 = np.asfortranarray(x, dtype=np.float64)
+    expected = reference(LogisticRegression(C=0.05, max_iter=1000)).fit(x64, y).predict_proba(x64)
+    got = [
+        r[0]
+        for r in con.sql("SELECT map_values(probabilities) FROM PREDICT(MODEL m, TABLE src) ORDER BY id").fetchall()
+    ]
+    np.testing.assert_allclose(got, expected, rtol=TOL, atol=TOL)
+    components = reference(PCA(4, random_state=0)).fit(x64).transform(x64)
+    got = [r[0] for r in con.sql("SELECT components FROM PREDICT(MODEL p, TABLE src) ORDER BY id").fetchall()]
+    np.testing.assert_allclose(got, components, rtol=TOL, atol=TOL)
+    (empty,) = con.sql("SELECT components FROM PREDICT(MODEL p, (SELECT NULL::FLOAT[64] AS px))").fetchone()
+    np.testing.assert_allclose(empty, np.zeros(4), atol=TOL)
