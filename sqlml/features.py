@@ -212,11 +212,11 @@ def to_matrix(columns: list[pa.Array | pa.ChunkedArray], rows: int, order: Liter
         return _row_major(pa.RecordBatch.from_arrays(columns, names=[str(i) for i in range(len(columns))]))
     out = np.empty((rows, len(columns)), dtype=np.float64, order=order)
     for i, col in enumerate(columns):
-        out[:, i] = (
-            col.to_numpy(zero_copy_only=False)
-            if col.null_count == 0
-            else pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
-        )
+        start = 0
+        for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:  # no joined copy of the chunks
+            filled = chunk if chunk.null_count == 0 else pc.fill_null(chunk, np.nan)
+            out[start : start + len(chunk), i] = filled.to_numpy(zero_copy_only=False)
+            start += len(chunk)
     return out
 
 

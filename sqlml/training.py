@@ -65,9 +65,7 @@ def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
         )
     for spec in plan.features:
         if spec.kind == "vector":
-            values = pc.list_flatten(table.column(spec.name)).to_numpy(zero_copy_only=False)
-            with np.errstate(invalid="ignore"):
-                bad = int(np.count_nonzero(np.abs(values) > FLOAT32_MAX))
+            bad = beyond_float32(pc.list_flatten(table.column(spec.name)))
             if bad:
                 raise ExecutionError(
                     f"Vector feature '{spec.name}' has {bad} values that are infinite or beyond float32's range (±3.4e38).",
@@ -75,12 +73,10 @@ def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
                 )
         if spec.kind != "numeric":
             continue
-        values = table.column(spec.name).to_numpy(zero_copy_only=False)
-        with np.errstate(invalid="ignore"):
-            bad = int(np.count_nonzero(np.abs(values) > FLOAT32_MAX))
+        bad = beyond_float32(table.column(spec.name))
         if bad:
             raise ExecutionError(
-                f"Feature '{spec.name}' is infinite or beyond float32's range (±3.4e38) in {bad} of {len(values)} rows.",
+                f"Feature '{spec.name}' is infinite or beyond float32's range (±3.4e38) in {bad} of {len(table)} rows.",
                 hint=f"LightGBM cannot split such values; make them NULL (missing) with CASE or nullif, or rescale {spec.name}.",
             )  # fmt: skip
     if plan.weight:
@@ -95,6 +91,27 @@ def check_values(table: pa.Table, plan: TrainPlan, label: np.ndarray) -> None:
             )
         if not np.any(values > 0):
             raise ExecutionError(f"Weight '{plan.weight}' is 0 in every row.", hint="Some rows must weigh more than 0.")
+
+
+def beyond_float32(values: pa.Array | pa.ChunkedArray) -> int:
+    """How many values are infinite or beyond float32's range (NULL and NaN are not): a chunk's
+    largest and smallest first (NumPy's fmax and fmin pass NaN by, on a view of Arrow's
+    values), and the count only where they are out of range.
+
+    >>> beyond_float32(pa.array([1.0, None, float("nan"), float("-inf"), 1e39]))
+    2
+    >>> beyond_float32(pa.chunked_array([[1e39, None], [], [-3e38, float("inf")]]))
+    2
+    """
+    if not pa.types.is_floating(values.type):
+        return 0  # integers and decimals that DuckDB casts to DOUBLE stay in range
+    bad = 0
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        x = chunk.to_numpy(zero_copy_only=False)  # NULL as NaN
+        if np.fmax.reduce(x, initial=0.0) > FLOAT32_MAX or np.fmin.reduce(x, initial=0.0) < -FLOAT32_MAX:
+            with np.errstate(invalid="ignore"):
+                bad += int(np.count_nonzero(np.abs(x) > FLOAT32_MAX))
+    return bad
 
 
 def fingerprint(table: pa.Table) -> str:

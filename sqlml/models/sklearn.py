@@ -26,7 +26,7 @@ from sqlml.errors import BindError, ExecutionError, did_you_mean
 from sqlml.models import affine
 from sqlml.models import onnx as onnx_models
 from sqlml.models.base import UNSUPERVISED, Model, Progress, TrainingData
-from sqlml.models.onnx_graphs import OPSET, estimator_graph, numbers_graph
+from sqlml.models.onnx_graphs import OPSET, estimator_graph, numbers_graph, serialised
 
 # parameters no family takes, and what to write instead
 _REFUSED = {
@@ -154,7 +154,6 @@ class SklearnTrainer:
             ) from err
         if progress is not None:
             progress(1, 1)
-        data, roles = to_onnx(preprocess, estimator, x.shape[1], self.task)
         classes = getattr(estimator, "classes_", None)
         if classes is not None and not np.array_equal(classes, np.arange(len(classes))):
             raise ExecutionError(
@@ -162,7 +161,10 @@ class SklearnTrainer:
                 hint="Train on more rows, or use a sequential split only when every class is in the first part.",
             )
         try:
+            data, roles = to_onnx(preprocess, estimator, x.shape[1], self.task)  # checks a k-NN graph itself
             model = onnx_models.OnnxModel(data, self.task_for(len(classes) if classes is not None else 0), roles)
+            if not self.keeps_rows:
+                model.full_session  # noqa: B018 (made now: ONNX Runtime can run the graph)
         except ValueError as err:  # a graph skl2onnx wrote that ONNX Runtime cannot run
             raise ExecutionError(
                 f"ONNX Runtime cannot run {self.name}'s converted model: {err}",
@@ -271,7 +273,8 @@ def preprocessing(x: np.ndarray, columns: list[str], categorical: tuple[str, ...
 
 def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[bytes, dict[str, str]]:
     """One ONNX graph of the fitted preprocessing and estimator, with the preprocessed inputs
-    as an output too: (bytes, outputs by role). `task` is the trainer's."""
+    as an output too: (bytes, outputs by role). `task` is the trainer's. A k-NN graph is run
+    once by ONNX Runtime before its training rows go in (a ValueError if it cannot be)."""
     from onnx import compose
     from skl2onnx import to_onnx as convert
     from skl2onnx.common.data_types import FloatTensorType
@@ -311,19 +314,14 @@ def to_onnx(preprocess: Any, estimator: Any, width: int, task: str) -> tuple[byt
         opset.version = max(opset.version, versions.get(opset.domain, 0))
     names = [o.name for o in tail.graph.output]
     merged = compose.merge_models(head, tail, io_map=[(feed, "model_x")], outputs=[inner.name, *names])
-    for init in merged.graph.initializer:  # after the merge, which checks (and so serialises) the whole graph
-        if init.name in rows:  # the same type, more rows: written as raw bytes in place (no second copy of them)
-            value = rows[init.name]
-            for field in ("float_data", "double_data", "int32_data", "int64_data", "uint64_data"):
-                init.ClearField(field)
-            init.dims[:] = value.shape
-            init.raw_data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()  # ONNX's order
+    if hasattr(estimator, "_fit_X"):  # k-NN: ONNX Runtime can run the graph, checked before its rows go in
+        onnx_models.session(merged.SerializeToString())
     roles = {"inputs": inner.name}
     if task == "clustering":
         roles |= {"label": names[0], "score": names[1]}
     else:
         roles["score"] = names[-1]
-    return merged.SerializeToString(), roles
+    return serialised(merged, rows), roles  # the rows go in after the merge, which serialises the graph to check it
 
 
 def _few_training_rows(estimator: Any, convert: Callable[[], Any]) -> tuple[Any, dict[str, np.ndarray]]:
