@@ -2,7 +2,8 @@
 
 The file is read and checked when the statement is bound (nothing is written until it runs):
 one input, a float or double tensor whose shape past the batch is known; the score output
-found and run once on a row of zeros to learn its width; classes for a classifier. The
+found and run once on a row of zeros to learn its width; classes for a classifier. Weights
+kept in files beside the model (ONNX external data) are read into the catalog's copy. The
 model's features come from `inputs` (one numeric column per input, or one vector column
 for all of them), so PREDICT checks its data against them before it runs.
 
@@ -87,6 +88,15 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
         data = path.read_bytes()
     except OSError as err:
         raise binder.error(f"Cannot read model file '{path}': {err.strerror or err}.", path_node)
+    try:
+        data = self_contained(data, path)
+    except OSError as err:
+        raise binder.error(
+            f"'{path}' keeps weights in a file beside it that cannot be read: {err.strerror or err}.", path_node,
+            "Keep the .data file torch.onnx.export wrote next to the .onnx file, or export with external_data=False.",
+        )  # fmt: skip
+    except ValueError as err:
+        raise binder.error(f"'{path}' {err}.", path_node, "Export it with its weights inside (external_data=False).")
     try:
         graph = session(data, 1)
     except ValueError as err:
@@ -186,6 +196,29 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
         "duration_s": 0.0,
     }
     return ImportModelPlan(name, data, meta, bool(node.args.get("exists")))
+
+
+def self_contained(data: bytes, path: Path) -> bytes:
+    """The model's bytes with the weights it keeps in files beside it (external data, as
+    torch.onnx.export writes by default) read into them, so that the catalog's copy stands
+    alone; the bytes as they are when it keeps none (or are not ONNX: ONNX Runtime says so).
+    An OSError when a weights file cannot be read, a ValueError past protobuf's 2 GB."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # protobuf's DecodeError and onnx's own
+        return data
+    if all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        return data
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except onnx.checker.ValidationError as err:  # a missing file, or a path out of the model's directory
+        raise OSError(str(err).rstrip(".")) from err
+    if model.ByteSize() >= 2**31:
+        raise ValueError("with its weights is over 2 GB, protobuf's limit for one ONNX file")
+    return bytes(model.SerializeToString())
 
 
 __all__ = ["MODEL_FILE", "ImportModelPlan", "bind_import"]

@@ -124,6 +124,43 @@ def test_import_scikit_learn_pipeline_predicts_as_the_original(con, tmp_path):
         con.sql("TRAIN MODEL cancer USING logistic_classifier LABEL y AS SELECT * FROM cancer")
 
 
+def _external(tmp_path, weights: np.ndarray, location: str = "weights.data", remove: bool = False) -> str:
+    """x @ weights with the weights in a file beside the model (ONNX external data), as
+    torch.onnx.export writes by default."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "external",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, len(weights)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        [numpy_helper.from_array(weights.astype(np.float32).reshape(-1, 1), "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "external.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.data", size_threshold=0)
+    if remove:
+        (tmp_path / "weights.data").unlink()
+    if location != "weights.data":
+        model = onnx.load_model(str(path), load_external_data=False)
+        model.graph.initializer[0].external_data[0].value = location
+        path.write_bytes(model.SerializeToString())
+    return str(path)
+
+
+def test_import_reads_the_weights_kept_beside_the_model(con, tmp_path):
+    """The catalog's copy holds them: the model predicts after its weights file is gone."""
+    weights = np.random.default_rng(3).normal(size=5)
+    path = _external(tmp_path, weights)
+    con.sql(f"IMPORT MODEL ext FROM '{path}' WITH (inputs = ['a', 'b', 'c', 'd', 'e'])")
+    (tmp_path / "weights.data").unlink()
+    x = np.random.default_rng(4).normal(size=(50, 5))
+    rows = pa.table({name: x[:, i] for i, name in enumerate("abcde")} | {"id": np.arange(50)})  # noqa: F841
+    again = sqlml.connect(catalog=str(tmp_path / "catalog"))
+    got = np.array(again.sql("SELECT prediction FROM PREDICT(MODEL ext, TABLE rows) ORDER BY id").fetchall())[:, 0]
+    np.testing.assert_allclose(got, x.astype(np.float32) @ weights.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
 @needs_torch
 def test_import_torch_cnn_takes_a_vector_column(con, tmp_path):
     import torch
@@ -187,6 +224,8 @@ def _two_inputs(tmp_path) -> str:
         (lambda tmp: _onnx(tmp, "z.onnx", FloatTensorType([None, 4]), zipmap=True),
          "classes = [0, 1], output = 'output_probability', inputs = 'v'", "ZipMap", "'"),
         (_two_inputs, "", "has 2 inputs", "'"),
+        (lambda tmp: _external(tmp, np.ones(3), remove=True), "", "keeps weights in a file beside it", "'"),
+        (lambda tmp: _external(tmp, np.ones(3), "../../etc/passwd"), "", "points outside the directory", "'"),
         (lambda tmp: _onnx(tmp, "o.onnx", FloatTensorType([None, 4])), "classes = [0, 1], clases = 1",
          "Did you mean 'classes'", "c"),
     ],

@@ -30,7 +30,7 @@ def session(data: bytes, threads: int = 0) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # the library prints nothing
+    options.log_severity_level = 4  # fatal only: sqlml reports errors itself
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -128,6 +128,12 @@ class SklearnTrainer:
         seed = params.pop("seed", None)
         preprocess = preprocessing(x, columns, train.categorical)
         estimator = self._make(params, seed)
+        neighbours = getattr(estimator, "n_neighbors", 0)
+        if self.keeps_rows and neighbours > len(x):  # scikit-learn's fit takes it; every prediction would fail
+            raise ExecutionError(
+                f"{self.name} looks for {neighbours} neighbours among {len(x)} training rows.",
+                hint=f"Set n_neighbors to at most {len(x)}, or train on more rows (validation rows are not searched).",
+            )
         fit_params: dict[str, Any] = {}
         if train.weight is not None:
             if "sample_weight" not in inspect.signature(estimator.fit).parameters:
