@@ -276,6 +276,8 @@ def serialised(model: Any, values: dict[str, np.ndarray]) -> bytes:
         raw = _key(9) + _varint(value.nbytes)  # TensorProto.raw_data
         entries += [_key(5) + _varint(len(header) + len(raw) + value.nbytes), header, raw, value.data.cast("B")]
         model.graph.initializer.remove(init)
+    if not entries:
+        return bytes(model.SerializeToString())
     graph = sum(len(e) for e in entries)  # GraphProto.initializer entries; ModelProto.graph below
     return b"".join([model.SerializeToString(), _key(7) + _varint(graph), *entries])
 
