@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -107,6 +107,7 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], 
     model, specs = load(model_version)
     embedding = bool(model_version.meta.get("embedding"))
     numbers_only = all(s.kind == "numeric" for s in specs)
+    order: Literal["C", "F"] = getattr(model, "input_order", "C")  # the matrix layout the model computes from fastest
     cost = [0.0]  # CPU seconds the last vector took
 
     def part(matrix: Any) -> tuple[np.ndarray, float]:
@@ -116,7 +117,7 @@ def scoring_function(model_version: ModelVersion) -> tuple[Callable[[Any, Any], 
     def score(struct: pa.StructArray | pa.ChunkedArray, threads: pa.Array | pa.ChunkedArray) -> pa.Array:
         struct = one_array(struct)
         if numbers_only:
-            matrix = features.numbers_matrix(struct)
+            matrix = features.numbers_matrix(struct, order)
         else:
             matrix, _ = features.design(struct.flatten(), specs, len(struct))
         workers = min(int(threads[0].as_py() or 1) if len(threads) else 1, len(struct) // 256)
