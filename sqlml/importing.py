@@ -3,7 +3,8 @@
 The file is read and checked when the statement is bound (nothing is written until it runs):
 one input, a float or double tensor whose shape past the batch is known; the score output
 found and run once on a row of zeros to learn its width; classes for a classifier. Weights
-kept in files beside the model (ONNX external data) are read into the catalog's copy. The
+kept in files beside the model (ONNX external data) are read into the catalog's copy, and a
+batch axis fixed at export is freed when rows score alike in a larger batch. The
 model's features come from `inputs` (one numeric column per input, or one vector column
 for all of them), so PREDICT checks its data against them before it runs.
 
@@ -121,6 +122,17 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
             "(rows, c, h, w) with every size past the rows known.", path_node,
             "Export with a dynamic batch axis only (dynamic_axes={'input': {0: 'rows'}}).",
         )  # fmt: skip
+    batch = graph_input.shape[0]
+    if isinstance(batch, int):  # torch.onnx.export without dynamic axes: the example's batch size
+        relaxed = any_batch(data, graph, batch, dims)
+        if relaxed is None:
+            raise binder.error(
+                f"'{path}' takes batches of exactly {batch} row{'s' if batch != 1 else ''} (input '{graph_input.name}' of shape "
+                f"{graph_input.shape}) and does not score rows alike in larger ones; sqlml scores 2,048 at a time.",
+                path_node, f"Export with a dynamic batch axis (dynamic_axes={{'{graph_input.name}': {{0: 'rows'}}}}).",
+            )  # fmt: skip
+        data, graph = relaxed
+        graph_input = graph.get_inputs()[0]
     width = int(np.prod(dims))
     task = option("task", "classification" if "classes" in options else "regression")
     if task not in TASKS:
@@ -196,6 +208,35 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
         "duration_s": 0.0,
     }
     return ImportModelPlan(name, data, meta, bool(node.args.get("exists")))
+
+
+def any_batch(data: bytes, graph: Any, batch: int, dims: list[int]) -> tuple[bytes, Any] | None:
+    """The model with its batch axis made free (inputs' and outputs' first size; the inner
+    shapes it recorded dropped) and its session, when it scores rows in one batch as it scored
+    them in its own (two batches of random rows, within 1e-5); None when it does not, as a
+    graph that reshapes to its batch size."""
+    import onnx
+
+    model = onnx.load_model_from_string(data)
+    for value in [*model.graph.input, *model.graph.output]:
+        shape = value.type.tensor_type.shape
+        if len(shape.dim):
+            shape.dim[0].dim_param = "rows"  # a oneof with dim_value: this clears the fixed size
+    del model.graph.value_info[:]
+    relaxed = bytes(model.SerializeToString())
+    first = graph.get_inputs()[0]
+    rows = np.random.default_rng(0).standard_normal((2 * batch, *dims))
+    rows = rows.astype(np.float32 if first.type == "tensor(float)" else np.float64)
+    try:
+        free = session(relaxed, 1)
+        together = free.run(None, {first.name: rows})
+        alone = [graph.run(None, {first.name: part}) for part in (rows[:batch], rows[batch:])]
+        same = all(
+            np.allclose(out, np.concatenate([a, b]), rtol=1e-5, atol=1e-5) for out, a, b in zip(together, *alone)
+        )
+    except Exception:  # ONNX Runtime's own errors, and outputs that are not tensors (a ZipMap's)
+        return None
+    return (relaxed, free) if same else None
 
 
 def self_contained(data: bytes, path: Path) -> bytes:

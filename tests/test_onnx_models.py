@@ -161,18 +161,50 @@ def test_import_reads_the_weights_kept_beside_the_model(con, tmp_path):
     np.testing.assert_allclose(got, x.astype(np.float32) @ weights.astype(np.float32), rtol=1e-5, atol=1e-5)
 
 
+def _fixed_batch(tmp_path, batch: int, baked: bool = False) -> str:
+    """x @ [1, 2, 3] for batches of exactly `batch` rows; `baked`: reshaped to (batch, -1) first,
+    so that a larger batch is scored wrongly."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("MatMul", ["r" if baked else "x", "w"], ["y"])]
+    constants = [numpy_helper.from_array(np.array([[1.0], [2.0], [3.0]], dtype=np.float32), "w"),
+                 numpy_helper.from_array(np.array([batch, -1]), "shape")]  # fmt: skip
+    if baked:
+        nodes.insert(0, helper.make_node("Reshape", ["x", "shape"], ["r"]))
+    graph = helper.make_graph(
+        nodes, "fixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 1])], constants,
+    )  # fmt: skip
+    path = tmp_path / "fixed.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_import_frees_a_fixed_batch_axis(con, tmp_path, batch):
+    path = _fixed_batch(tmp_path, batch)
+    con.sql(f"IMPORT MODEL fixed FROM '{path}' WITH (inputs = ['a', 'b', 'c'])")
+    got = con.sql("SELECT sum(prediction), count(*) FROM PREDICT(MODEL fixed, "
+                  "(SELECT i::DOUBLE AS a, 1.0 AS b, -1.0 AS c FROM range(5000) t(i)))").fetchall()  # fmt: skip
+    assert got == [(sum(range(5000)) - 5000, 5000)]
+
+
 @needs_torch
-def test_import_torch_cnn_takes_a_vector_column(con, tmp_path):
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic batch", "batch of 1"])
+def test_import_torch_cnn_takes_a_vector_column(con, tmp_path, dynamic):
+    """Exported without dynamic axes (torch.onnx.export's default), the graph takes one row at a
+    time: IMPORT frees its batch axis once it has checked that rows score alike in a batch."""
     import torch
     from torch import nn
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10), nn.Softmax(dim=1))
     buffer = io.BytesIO()
+    axes = {"dynamic_axes": {"image": {0: "rows"}, "p": {0: "rows"}}} if dynamic else {}
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated (the new one needs onnxscript)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, (torch.zeros(1, 1, 8, 8),), buffer, input_names=["image"], output_names=["p"],
-                          dynamic_axes={"image": {0: "rows"}, "p": {0: "rows"}}, dynamo=False)  # fmt: skip
+                          dynamo=False, **axes)  # fmt: skip
     path = tmp_path / "cnn.onnx"
     path.write_bytes(buffer.getvalue())
     digits, x, _ = digits_table()
@@ -224,6 +256,7 @@ def _two_inputs(tmp_path) -> str:
         (lambda tmp: _onnx(tmp, "z.onnx", FloatTensorType([None, 4]), zipmap=True),
          "classes = [0, 1], output = 'output_probability', inputs = 'v'", "ZipMap", "'"),
         (_two_inputs, "", "has 2 inputs", "'"),
+        (lambda tmp: _fixed_batch(tmp, 1, baked=True), "inputs = ['a', 'b', 'c']", "batches of exactly 1 row", "'"),
         (lambda tmp: _external(tmp, np.ones(3), remove=True), "", "keeps weights in a file beside it", "'"),
         (lambda tmp: _external(tmp, np.ones(3), "../../etc/passwd"), "", "points outside the directory", "'"),
         (lambda tmp: _onnx(tmp, "o.onnx", FloatTensorType([None, 4])), "classes = [0, 1], clases = 1",
