@@ -164,6 +164,17 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
             f"Output '{score}' has {score_width} columns, but {len(classes)} classes were given.", at("classes"),
             "Give one class per probability column, in order.",
         )  # fmt: skip
+    probabilities = np.asarray(produced[score], dtype=np.float64).reshape(-1)
+    if task == "classification" and not (
+        np.all((probabilities >= -1e-6) & (probabilities <= 1 + 1e-6)) and abs(probabilities.sum() - 1) <= 1e-4
+    ):
+        shown = ", ".join(f"{p:.4g}" for p in probabilities[:10])
+        raise binder.error(
+            f"Output '{score}' of '{path}' does not hold probabilities: a row of zeros scores [{shown}], "
+            f"which sum to {probabilities.sum():.4g}.", at("output"),
+            "Export the classifier with its softmax at the end (logits are not probabilities), or name the output "
+            "that holds them with output = '...'.",
+        )  # fmt: skip
     if task == "regression" and score_width != 1 and "task" not in options:
         raise binder.error(
             f"Output '{score}' has {score_width} columns: a classifier needs its classes, in the order of its "

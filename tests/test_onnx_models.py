@@ -180,6 +180,22 @@ def _fixed_batch(tmp_path, batch: int, baked: bool = False) -> str:
     return str(path)
 
 
+def _logits(tmp_path) -> str:
+    """A classifier's scores before the softmax: x @ w + [0.5, 2.0]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["logits"])], "logits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(np.ones((3, 2), dtype=np.float32), "w"),
+         numpy_helper.from_array(np.array([0.5, 2.0], dtype=np.float32), "b")],
+    )  # fmt: skip
+    path = tmp_path / "logits.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    return str(path)
+
+
 @pytest.mark.parametrize("batch", [1, 4])
 def test_import_frees_a_fixed_batch_axis(con, tmp_path, batch):
     path = _fixed_batch(tmp_path, batch)
@@ -256,6 +272,8 @@ def _two_inputs(tmp_path) -> str:
         (lambda tmp: _onnx(tmp, "z.onnx", FloatTensorType([None, 4]), zipmap=True),
          "classes = [0, 1], output = 'output_probability', inputs = 'v'", "ZipMap", "'"),
         (_two_inputs, "", "has 2 inputs", "'"),
+        (_logits, "classes = ['no', 'yes'], inputs = ['a', 'b', 'c']", "does not hold probabilities: a row of zeros "
+         "scores [0.5, 2], which sum to 2.5", "'"),
         (lambda tmp: _fixed_batch(tmp, 1, baked=True), "inputs = ['a', 'b', 'c']", "batches of exactly 1 row", "'"),
         (lambda tmp: _external(tmp, np.ones(3), remove=True), "", "keeps weights in a file beside it", "'"),
         (lambda tmp: _external(tmp, np.ones(3), "../../etc/passwd"), "", "points outside the directory", "'"),
