@@ -159,21 +159,23 @@ def bind_import(binder: Binder, node: ast.ImportModel) -> ImportModelPlan:
     except Exception as err:  # onnxruntime's own exception types
         raise binder.error(f"'{path}' fails on a row of zeros: {str(err).splitlines()[0]}", path_node)
     score_width = int(np.prod(np.shape(produced[score])[1:]))
-    if task == "classification" and score_width != len(classes):
+    sigmoid = task == "classification" and score_width == 1 and len(classes) == 2  # P(the second class)
+    if task == "classification" and score_width != len(classes) and not sigmoid:
         raise binder.error(
             f"Output '{score}' has {score_width} columns, but {len(classes)} classes were given.", at("classes"),
-            "Give one class per probability column, in order.",
+            "Give one class per probability column, in order (a binary classifier's one column: the second's).",
         )  # fmt: skip
     probabilities = np.asarray(produced[score], dtype=np.float64).reshape(-1)
+    total = 1.0 if sigmoid else probabilities.sum()
     if task == "classification" and not (
-        np.all((probabilities >= -1e-6) & (probabilities <= 1 + 1e-6)) and abs(probabilities.sum() - 1) <= 1e-4
+        np.all((probabilities >= -1e-6) & (probabilities <= 1 + 1e-6)) and abs(total - 1) <= 1e-4
     ):
         shown = ", ".join(f"{p:.4g}" for p in probabilities[:10])
         raise binder.error(
-            f"Output '{score}' of '{path}' does not hold probabilities: a row of zeros scores [{shown}], "
-            f"which sum to {probabilities.sum():.4g}.", at("output"),
-            "Export the classifier with its softmax at the end (logits are not probabilities), or name the output "
-            "that holds them with output = '...'.",
+            f"Output '{score}' of '{path}' does not hold probabilities: a row of zeros scores [{shown}]"
+            f"{'' if sigmoid else f', which sum to {total:.4g}'}.", at("output"),
+            "Export the classifier with its softmax (or sigmoid) at the end (logits are not probabilities), or name "
+            "the output that holds them with output = '...'.",
         )  # fmt: skip
     if task == "regression" and score_width != 1 and "task" not in options:
         raise binder.error(

@@ -180,20 +180,39 @@ def _fixed_batch(tmp_path, batch: int, baked: bool = False) -> str:
     return str(path)
 
 
-def _logits(tmp_path) -> str:
-    """A classifier's scores before the softmax: x @ w + [0.5, 2.0]."""
+def _logits(tmp_path, bias: tuple[float, ...] = (0.5, 2.0), sigmoid: bool = False) -> str:
+    """A classifier's scores before the softmax, x @ w + bias, or with a sigmoid after them."""
     from onnx import TensorProto, helper, numpy_helper
 
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["logits"])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["logits"], ["p"]))
+    weights = np.array([[0.5, -1.0, 2.0]] * len(bias), dtype=np.float32).T
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w", "b"], ["logits"])], "logits",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])],
-        [numpy_helper.from_array(np.ones((3, 2), dtype=np.float32), "w"),
-         numpy_helper.from_array(np.array([0.5, 2.0], dtype=np.float32), "b")],
+        nodes, "logits", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("p" if sigmoid else "logits", TensorProto.FLOAT, [None, len(bias)])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.array(bias, dtype=np.float32), "b")],
     )  # fmt: skip
     path = tmp_path / "logits.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
     return str(path)
+
+
+def test_import_binary_classifier_with_one_sigmoid_column(con, tmp_path):
+    """Its one column is the second class's probability, as a binary classifier's PREDICT shows it."""
+    from sklearn.metrics import roc_auc_score
+
+    path = _logits(tmp_path, bias=(0.25,), sigmoid=True)
+    con.sql(f"IMPORT MODEL s FROM '{path}' WITH (classes = ['no', 'yes'], inputs = ['a', 'b', 'c'], label = 'y')")
+    x = np.random.default_rng(5).normal(size=(300, 3))
+    y = np.where(np.random.default_rng(6).random(300) < 0.5, "yes", "no")
+    rows = pa.table({"id": np.arange(300), "a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y})  # noqa: F841
+    got = con.sql("SELECT probability, prediction FROM PREDICT(MODEL s, TABLE rows) ORDER BY id").fetchall()
+    expected = 1 / (1 + np.exp(-(x.astype(np.float32) @ np.array([0.5, -1.0, 2.0], dtype=np.float32) + 0.25)))
+    np.testing.assert_allclose([p for p, _ in got], expected, atol=1e-6)
+    assert [label for _, label in got] == ["yes" if p >= 0.5 else "no" for p in expected]
+    row = con.sql("EVALUATE MODEL s ON TABLE rows")
+    assert dict(zip(row.columns, row.fetchone()))["auc"] == pytest.approx(roc_auc_score(y == "yes", expected))
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -274,6 +293,10 @@ def _two_inputs(tmp_path) -> str:
         (_two_inputs, "", "has 2 inputs", "'"),
         (_logits, "classes = ['no', 'yes'], inputs = ['a', 'b', 'c']", "does not hold probabilities: a row of zeros "
          "scores [0.5, 2], which sum to 2.5", "'"),
+        (lambda tmp: _logits(tmp, bias=(2.0,)), "classes = [0, 1], inputs = ['a', 'b', 'c'], output = 'logits'",
+         "does not hold probabilities: a row of zeros scores [2].", "'"),
+        (lambda tmp: _logits(tmp, bias=(0.1,), sigmoid=True), "classes = [0, 1, 2], inputs = ['a', 'b', 'c']",
+         "has 1 columns, but 3 classes were given", "["),
         (lambda tmp: _fixed_batch(tmp, 1, baked=True), "inputs = ['a', 'b', 'c']", "batches of exactly 1 row", "'"),
         (lambda tmp: _external(tmp, np.ones(3), remove=True), "", "keeps weights in a file beside it", "'"),
         (lambda tmp: _external(tmp, np.ones(3), "../../etc/passwd"), "", "points outside the directory", "'"),
