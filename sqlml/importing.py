@@ -269,7 +269,7 @@ def self_contained(data: bytes, path: Path) -> bytes:
         return data
     try:
         load_external_data_for_model(model, str(path.parent))
-    except onnx.checker.ValidationError as err:  # a missing file, or a path out of the model's directory
+    except (onnx.checker.ValidationError, ValueError) as err:  # missing, too short, or out of the model's directory
         raise OSError(str(err).rstrip(".")) from err
     if model.ByteSize() >= 2**31:
         raise ValueError("with its weights is over 2 GB, protobuf's limit for one ONNX file")

@@ -124,7 +124,8 @@ def test_import_scikit_learn_pipeline_predicts_as_the_original(con, tmp_path):
         con.sql("TRAIN MODEL cancer USING logistic_classifier LABEL y AS SELECT * FROM cancer")
 
 
-def _external(tmp_path, weights: np.ndarray, location: str = "weights.data", remove: bool = False) -> str:
+def _external(tmp_path, weights: np.ndarray, location: str = "weights.data", remove: bool = False,
+              truncate: bool = False) -> str:  # fmt: skip
     """x @ weights with the weights in a file beside the model (ONNX external data), as
     torch.onnx.export writes by default."""
     import onnx
@@ -141,6 +142,8 @@ def _external(tmp_path, weights: np.ndarray, location: str = "weights.data", rem
     onnx.save_model(model, str(path), save_as_external_data=True, location="weights.data", size_threshold=0)
     if remove:
         (tmp_path / "weights.data").unlink()
+    if truncate:
+        (tmp_path / "weights.data").write_bytes(b"\x00\x00\x80")
     if location != "weights.data":
         model = onnx.load_model(str(path), load_external_data=False)
         model.graph.initializer[0].external_data[0].value = location
@@ -300,6 +303,7 @@ def _two_inputs(tmp_path) -> str:
         (lambda tmp: _fixed_batch(tmp, 1, baked=True), "inputs = ['a', 'b', 'c']", "batches of exactly 1 row", "'"),
         (lambda tmp: _external(tmp, np.ones(3), remove=True), "", "keeps weights in a file beside it", "'"),
         (lambda tmp: _external(tmp, np.ones(3), "../../etc/passwd"), "", "points outside the directory", "'"),
+        (lambda tmp: _external(tmp, np.ones(3), truncate=True), "", "cannot be read: External data length (12)", "'"),
         (lambda tmp: _onnx(tmp, "o.onnx", FloatTensorType([None, 4])), "classes = [0, 1], clases = 1",
          "Did you mean 'classes'", "c"),
     ],
